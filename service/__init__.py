@@ -1,0 +1,1 @@
+"""The FastAPI service of riskscreen; the logic it calls lives in the riskscreen package."""

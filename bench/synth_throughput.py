@@ -72,8 +72,10 @@ def main() -> int:
         rate, peak_gib = m["n"] / m["seconds"], m["peak_kib"] / 2**20
         fine = rate >= MIN_PEOPLE_PER_SECOND and peak_gib <= MAX_PEAK_GIB
         ok &= fine
-        print(f"{job:<9} n={args.n:,}  {m['seconds']:.1f} s  {rate:,.0f} people/s  "
-              f"peak RSS {peak_gib:.2f} GiB  {'ok' if fine else 'MISSED TARGET'}")
+        print(
+            f"{job:<9} n={args.n:,}  {m['seconds']:.1f} s  {rate:,.0f} people/s  "
+            f"peak RSS {peak_gib:.2f} GiB  {'ok' if fine else 'MISSED TARGET'}"
+        )
     return 0 if ok else 1
 
 

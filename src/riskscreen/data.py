@@ -258,12 +258,18 @@ def _checks(f: Field, today: pd.Timestamp) -> list[pa.Check]:
     if f.kind == "date":
         checks.append(pa.Check.le(today, error="lies in the future"))
     if _is_key(f):
-        checks.append(pa.Check.str_matches(
-            CASE_REF_PATTERN, error="is not a case reference (1-64 characters of A-Z a-z 0-9 _ -)"
-        ))
-        checks.append(pa.Check(_not_personal_number, error=(
-            "looks like a Swedish personal identity number; use an opaque pseudonym"
-        )))
+        checks.append(
+            pa.Check.str_matches(
+                CASE_REF_PATTERN,
+                error="is not a case reference (1-64 characters of A-Z a-z 0-9 _ -)",
+            )
+        )
+        checks.append(
+            pa.Check(
+                _not_personal_number,
+                error=("looks like a Swedish personal identity number; use an opaque pseudonym"),
+            )
+        )
     return checks
 
 
@@ -271,7 +277,10 @@ def _frame_schema(fields: Iterable[Field]) -> pa.DataFrameSchema:
     today = pd.Timestamp.today().normalize()
     columns = {
         f.name: pa.Column(
-            None, _checks(f, today), nullable=f.nullable, unique=_is_key(f),
+            None,
+            _checks(f, today),
+            nullable=f.nullable,
+            unique=_is_key(f),
             report_duplicates="all",
         )
         for f in fields
@@ -281,7 +290,7 @@ def _frame_schema(fields: Iterable[Field]) -> pa.DataFrameSchema:
 
 _SCHEMA_REASONS = {
     "column_in_schema": "unknown column: only declared fields may be supplied (data "
-                        "minimisation: no names, identity numbers or free text)",
+    "minimisation: no names, identity numbers or free text)",
     "column_in_dataframe": "missing column required by the data contract",
     "not_nullable": "missing value, but the field is required",
     "field_uniqueness": "appears on more than one row; case references must be unique",
@@ -336,7 +345,8 @@ def _check_table(raw: pd.DataFrame, fields: Sequence[Field], source: str) -> _Ch
         ]
     malformed = {(p.row, p.column) for p in type_problems}
     value_problems = [
-        p for p in _schema_problems(typed, raw, fields, source)
+        p
+        for p in _schema_problems(typed, raw, fields, source)
         if not (p.reason == _SCHEMA_REASONS["not_nullable"] and (p.row, p.column) in malformed)
     ]
     return _Checked(typed, _sorted(type_problems + value_problems, fields))
@@ -377,11 +387,26 @@ def _cross_problems(
     unmatched = intake[_KEY].notna() & ~_is_in(intake[_KEY], out[_KEY])
     intake_dates = intake.drop_duplicates(_KEY).set_index(_KEY)[INTAKE_DATE]
     return (
-        [Problem(out_source, i + 1, _KEY, out[_KEY].iloc[i],
-                 f"has no intake record in {intake_source}") for i in _rows(unknown)]
-        + [Problem(intake_source, i + 1, _KEY, intake[_KEY].iloc[i],
-                   f"has no outcome record in {out_source} (one outcome row per newcomer)")
-           for i in _rows(unmatched)]
+        [
+            Problem(
+                out_source,
+                i + 1,
+                _KEY,
+                out[_KEY].iloc[i],
+                f"has no intake record in {intake_source}",
+            )
+            for i in _rows(unknown)
+        ]
+        + [
+            Problem(
+                intake_source,
+                i + 1,
+                _KEY,
+                intake[_KEY].iloc[i],
+                f"has no outcome record in {out_source} (one outcome row per newcomer)",
+            )
+            for i in _rows(unmatched)
+        ]
         + _extract_problems(out[EXTRACT_DATE], out_source)
         + _date_order_problems(out, out[_KEY].map(intake_dates), out_source)
     )
@@ -392,21 +417,41 @@ def _extract_problems(extract: pd.Series, source: str) -> list[Problem]:
         return []
     common = extract.mode().iloc[0]
     reason = f"differs from {_show(common)}, the extraction date of most rows (one per table)"
-    return [Problem(source, i + 1, EXTRACT_DATE, extract.iloc[i], reason)
-            for i in _rows(extract.notna() & (extract != common))]
+    return [
+        Problem(source, i + 1, EXTRACT_DATE, extract.iloc[i], reason)
+        for i in _rows(extract.notna() & (extract != common))
+    ]
 
 
 def _date_order_problems(out: pd.DataFrame, intake_date: pd.Series, source: str) -> list[Problem]:
     """Settlement and loss lie between intake and extraction; nothing is seen after a loss."""
-    events = [f.name for f in OUTCOME_FIELDS if f.kind == "date" and f.name in out
-              and f.name != EXTRACT_DATE]
-    rules = [(column, out[column] < intake_date, intake_date, "is before the intake date {}")
-             for column in events]
-    rules += [(column, out[column] > out[EXTRACT_DATE], out[EXTRACT_DATE],
-               "is after the extraction date {}") for column in events]
+    events = [
+        f.name
+        for f in OUTCOME_FIELDS
+        if f.kind == "date" and f.name in out and f.name != EXTRACT_DATE
+    ]
+    rules = [
+        (column, out[column] < intake_date, intake_date, "is before the intake date {}")
+        for column in events
+    ]
+    rules += [
+        (
+            column,
+            out[column] > out[EXTRACT_DATE],
+            out[EXTRACT_DATE],
+            "is after the extraction date {}",
+        )
+        for column in events
+    ]
     if {SETTLED_DATE, LOST_DATE} <= set(events):
-        rules.append((SETTLED_DATE, out[SETTLED_DATE] > out[LOST_DATE], out[LOST_DATE],
-                      "is after the loss to follow-up on {}; observation ends there"))
+        rules.append(
+            (
+                SETTLED_DATE,
+                out[SETTLED_DATE] > out[LOST_DATE],
+                out[LOST_DATE],
+                "is after the loss to follow-up on {}; observation ends there",
+            )
+        )
     return [
         Problem(source, i + 1, column, out[column].iloc[i], reason.format(_show(bound.iloc[i])))
         for column, mask, bound, reason in rules
@@ -464,8 +509,10 @@ def _read_or_problem(path: Path) -> tuple[pd.DataFrame | None, list[Problem]]:
 
 def _check_intake_file(path: Path) -> _Checked:
     raw, problems = _read_or_problem(path)
-    return _Checked(pd.DataFrame(), problems) if raw is None else _check_table(
-        raw, INTAKE_FIELDS, path.name
+    return (
+        _Checked(pd.DataFrame(), problems)
+        if raw is None
+        else _check_table(raw, INTAKE_FIELDS, path.name)
     )
 
 
@@ -486,8 +533,10 @@ def validate_files(intake: Path, outcomes: Path | None) -> list[Problem]:
     checked_intake = _check_intake_file(intake)
     if outcomes is None:
         return checked_intake.problems
-    return checked_intake.problems + _check_outcome_file(outcomes, checked_intake,
-                                                         intake.name).problems
+    return (
+        checked_intake.problems
+        + _check_outcome_file(outcomes, checked_intake, intake.name).problems
+    )
 
 
 def load_tables(intake: Path, outcomes: Path) -> tuple[pd.DataFrame, pd.DataFrame]:

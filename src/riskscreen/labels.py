@@ -74,14 +74,16 @@ def make_labels(
     settled = (people[SETTLED_DATE] <= horizon).to_numpy()
     status = _status(people, horizon, settled, exclude_support=support == "exclude")
     labelled = status == "labelled"
-    return pd.DataFrame({
-        _KEY: people[_KEY],
-        "intake_year": people[INTAKE_DATE].dt.year.astype("int64"),
-        "horizon_date": horizon,
-        "status": pd.Categorical(status, categories=STATUSES),
-        "long_settlement": pd.Series(~settled, dtype="Int8").where(labelled),
-        "ipcw_weight": _ipcw_weights(people, horizon, settled, labelled),
-    })
+    return pd.DataFrame(
+        {
+            _KEY: people[_KEY],
+            "intake_year": people[INTAKE_DATE].dt.year.astype("int64"),
+            "horizon_date": horizon,
+            "status": pd.Categorical(status, categories=STATUSES),
+            "long_settlement": pd.Series(~settled, dtype="Int8").where(labelled),
+            "ipcw_weight": _ipcw_weights(people, horizon, settled, labelled),
+        }
+    )
 
 
 def _join(intake: pd.DataFrame, outcomes: pd.DataFrame) -> pd.DataFrame:

@@ -94,6 +94,7 @@ class Cohort:
     outcomes: pd.DataFrame
     oracle: pd.DataFrame
     latent: pd.DataFrame
+    data_card: str = ""
 
 
 def generate_cohort(
@@ -107,11 +108,16 @@ def generate_cohort(
     """Generate `n` people in memory; the same arguments always give the same cohort."""
     cfg = config or load_synth_config()
     _check_args(n, seed, horizon_months, cfg)
-    parts = [chunk for chunk, _ in _iter_chunk_pairs(n, seed, cfg, horizon_months, progress)]
-    return Cohort(
-        *(pd.concat([getattr(p, name) for p in parts], ignore_index=True)
-          for name in ("intake", "outcomes", "oracle", "latent"))
-    )
+    parts, tally = [], Tally()
+    for chunk, arrays in _iter_chunk_pairs(n, seed, cfg, horizon_months, progress):
+        tally.add(*arrays)
+        parts.append(chunk)
+    frames = {
+        name: pd.concat([getattr(p, name) for p in parts], ignore_index=True)
+        for name in ("intake", "outcomes", "oracle", "latent")
+    }
+    card = render_data_card(cfg, tally, n=n, seed=seed, horizon_months=horizon_months)
+    return Cohort(**frames, data_card=card)
 
 
 def write_cohort(
@@ -246,8 +252,10 @@ def _frames(refs: pd.Series, t: Arrays, o: Arrays, cfg: SynthConfig) -> Cohort:
     n = len(refs)
     values = {**t, "intake_date": t["intake_day"]}
     intake = pd.DataFrame(
-        {f.name: refs if f.name == "case_ref" else _column(f, values[f.name])
-         for f in INTAKE_FIELDS}
+        {
+            f.name: refs if f.name == "case_ref" else _column(f, values[f.name])
+            for f in INTAKE_FIELDS
+        }
     )
     extract_day = (cfg.calendar.extract_date - EPOCH).days
     settled, lost = observed_dates(

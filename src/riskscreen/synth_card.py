@@ -132,20 +132,31 @@ def _rows(cfg: SynthConfig, tally: Tally) -> list[tuple[str, str, str]]:
         ("women among family reunification", "mostly women [V]", share("women_family")),
         ("age under 30", "about 40% [V]", share("age_under_30")),
         ("schooling under 7 years", "about 20% [V]", share("school_under_7")),
-        ("... among women / men", "more among women [V]",
-         f"{share('school_under_7_women')} / {share('school_under_7_men')}"),
+        (
+            "... among women / men",
+            "more among women [V]",
+            f"{share('school_under_7_women')} / {share('school_under_7_men')}",
+        ),
         ("schooling 13 years or more", "about 37% [V]", share("school_13_plus")),
-        ("no literacy among those with under 3 years of schooling",
-         f"{_pct(cfg.literacy.none_share_under_3_years)} [A]", share("no_literacy_under_3")),
+        (
+            "no literacy among those with under 3 years of schooling",
+            f"{_pct(cfg.literacy.none_share_under_3_years)} [A]",
+            share("no_literacy_under_3"),
+        ),
         ("depression symptoms", "40% [V]", share("depression")),
         ("anxiety symptoms", "32% [V]", share("anxiety")),
         ("PTSD symptoms", "30% [V]", share("ptsd_symptoms")),
         ("diagnosed PTSD (hidden)", "about 1.3% [V]", share("diagnosed_ptsd")),
         ("disability", f"{_pct(cfg.physical_health.disability_share)} [A]", share("disability")),
-        *((f"permit {name}", f"{_pct(permits[name])} [A]", share(f"permit_{name}"))
-          for name in ("quota_refugee", "asylum", "family_reunification")),
-        ("in work or studies by 27 months, women", "about 41% [V, local]",
-         share("settled_27_women")),
+        *(
+            (f"permit {name}", f"{_pct(permits[name])} [A]", share(f"permit_{name}"))
+            for name in ("quota_refugee", "asylum", "family_reunification")
+        ),
+        (
+            "in work or studies by 27 months, women",
+            "about 41% [V, local]",
+            share("settled_27_women"),
+        ),
         ("in work or studies by 27 months, men", "about 52% [V, local]", share("settled_27_men")),
         ("in work or studies by 18 months, women", "at least 8% [S]", share("settled_18_women")),
         ("in work or studies by 18 months, men", "at least 22% [S]", share("settled_18_men")),
@@ -153,8 +164,11 @@ def _rows(cfg: SynthConfig, tally: Tally) -> list[tuple[str, str, str]]:
         ("median time to work or studies, women", "at most 10 years [V]", years("women")),
         ("median time to work or studies, all", "at most 8 years [V]", years("all")),
         ("median, upper secondary or more", "at most 6 years [V]", years("upper_secondary_plus")),
-        ("median, below upper secondary", "slower than the above [V]",
-         years("below_upper_secondary")),
+        (
+            "median, below upper secondary",
+            "slower than the above [V]",
+            years("below_upper_secondary"),
+        ),
         ("intensified support received", "10-15% [A]", share("support")),
     ]
 
@@ -182,8 +196,9 @@ def _parameters(cfg: SynthConfig) -> list[str]:
     return lines
 
 
-def render_data_card(cfg: SynthConfig, tally: Tally, *, n: int, seed: int,
-                     horizon_months: int) -> str:
+def render_data_card(
+    cfg: SynthConfig, tally: Tally, *, n: int, seed: int, horizon_months: int
+) -> str:
     """The DATA_CARD.md text of one generated cohort."""
     cal = cfg.calendar
     table = ["| quantity | target | realised |", "|---|---|---|"]

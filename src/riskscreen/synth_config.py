@@ -66,8 +66,11 @@ class LabourMarket(_Section):
 
     @model_validator(mode="after")
     def _keys(self) -> LabourMarket:
-        _check_categories(self.unemployment_offset_by_municipality, "municipality_type",
-                          "unemployment_offset_by_municipality")
+        _check_categories(
+            self.unemployment_offset_by_municipality,
+            "municipality_type",
+            "unemployment_offset_by_municipality",
+        )
         if min(self.hazard_multiplier_by_year.values()) <= 0:
             raise ValueError("hazard_multiplier_by_year: multipliers must be positive")
         return self

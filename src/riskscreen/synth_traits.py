@@ -132,8 +132,10 @@ def sample_sex(rng: np.random.Generator, cfg: Sex, permit: np.ndarray) -> np.nda
 def age_from_normal(z_age: np.ndarray, cfg: Age) -> np.ndarray:
     """Whole-year age from a standard normal, so that z_age can drive age-related traits."""
     per_age = np.concatenate(
-        [np.full(hi - lo + 1, share / (hi - lo + 1))
-         for (lo, hi), share in zip(cfg.bands, cfg.band_shares.values(), strict=True)]
+        [
+            np.full(hi - lo + 1, share / (hi - lo + 1))
+            for (lo, hi), share in zip(cfg.bands, cfg.band_shares.values(), strict=True)
+        ]
     )
     cuts = [_STD_NORMAL.inv_cdf(min(max(c, 1e-12), 1 - 1e-12)) for c in np.cumsum(per_age)[:-1]]
     return cfg.bands[0][0] + np.searchsorted(np.asarray(cuts), z_age).astype(np.int64)
@@ -284,7 +286,10 @@ def sample_family(
 
 
 def sample_licence(
-    rng: np.random.Generator, cfg: DrivingLicence, age: np.ndarray, sex: np.ndarray,
+    rng: np.random.Generator,
+    cfg: DrivingLicence,
+    age: np.ndarray,
+    sex: np.ndarray,
     years: np.ndarray,
 ) -> np.ndarray:
     """A licence valid in Sweden: more common among men, the schooled and the not-so-young."""

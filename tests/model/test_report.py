@@ -52,14 +52,19 @@ def cohort() -> Cohort:
 
 
 @pytest.fixture(scope="module")
-def synthetic(cohort: Cohort, cfg: TrainConfig,
-              tmp_path_factory: pytest.TempPathFactory) -> Written:
-    result = run_training(TrainingData(cohort.intake, cohort.outcomes, cohort.oracle, "synthetic"),
-                          cfg)
+def synthetic(
+    cohort: Cohort, cfg: TrainConfig, tmp_path_factory: pytest.TempPathFactory
+) -> Written:
+    result = run_training(
+        TrainingData(cohort.intake, cohort.outcomes, cohort.oracle, "synthetic"), cfg
+    )
     # The pipeline keeps the oracle's metrics but not its probabilities; the report draws the
     # oracle's curves when the test frame carries them.
-    result.test_frame["oracle"] = result.test_frame[["case_ref"]].merge(
-        cohort.oracle, on="case_ref", how="left")["p_long_settlement"].to_numpy()
+    result.test_frame["oracle"] = (
+        result.test_frame[["case_ref"]]
+        .merge(cohort.oracle, on="case_ref", how="left")["p_long_settlement"]
+        .to_numpy()
+    )
     path = tmp_path_factory.mktemp("report") / "synthetic.html"
     backend, rng = matplotlib.get_backend(), np.random.get_state()[1].copy()
     write_report(result, cfg, path, model_name="riskscreen", version="7", data_card=DATA_CARD)
@@ -108,8 +113,9 @@ def test_report_is_one_self_contained_file(which: str, request: pytest.FixtureRe
         assert base64.b64decode(src.split(",", 1)[1], validate=True)[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_header_names_the_model_and_warns_about_synthetic_data(synthetic: Written,
-                                                               real: Written) -> None:
+def test_header_names_the_model_and_warns_about_synthetic_data(
+    synthetic: Written, real: Written
+) -> None:
     html = synthetic.html
     assert "SYNTHETIC DATA" in html and 'id="synthetic-warning"' in html
     for key in ("data_sha256", "schema_sha256"):
@@ -122,11 +128,19 @@ def test_header_names_the_model_and_warns_about_synthetic_data(synthetic: Writte
 def test_intended_and_forbidden_uses_are_stated(synthetic: Written) -> None:
     intended = _section(synthetic.html, r'id="intended-use">(.*?)</div>')
     forbidden = _section(synthetic.html, r'id="forbidden-uses">(.*?)</div>')
-    for phrase in ("intensified early support", "The case manager decides",
-                   "A flag means more support, never less"):
+    for phrase in (
+        "intensified early support",
+        "The case manager decides",
+        "A flag means more support, never less",
+    ):
         assert phrase in intended
-    for phrase in ("Denying, reducing", "residence-permit", "outside the intake population",
-                   "Automated decisions without a case manager", "evidence about a person"):
+    for phrase in (
+        "Denying, reducing",
+        "residence-permit",
+        "outside the intake population",
+        "Automated decisions without a case manager",
+        "evidence about a person",
+    ):
         assert phrase in forbidden
 
 
@@ -139,7 +153,7 @@ def test_data_card_is_shown_escaped_with_the_label_definition(synthetic: Written
         assert re.search(rf"<code>{status}</code></td><td class=\"num\">{count:,}</td>", html)
     for name, size in synthetic.result.split_sizes.items():
         years = ", ".join(str(y) for y in getattr(synthetic.result.split, name))
-        assert f"<td>{name}</td><td>{years}</td><td class=\"num\">{size:,}</td>" in html
+        assert f'<td>{name}</td><td>{years}</td><td class="num">{size:,}</td>' in html
     assert "support_handling: exclude" in html and "IPCW" in html
 
 
@@ -152,10 +166,19 @@ def test_every_logged_test_metric_is_printed(synthetic: Written) -> None:
     table = _section(synthetic.html, r'<table id="metrics-table">(.*?)</table>')
     for header in ("Model", "Checklist baseline", "Logistic regression", "Oracle"):
         assert f"<th>{header}" in table
-    for name in ("test_roc_auc", "test_pr_auc", "test_brier", "test_ece",
-                 "test_recall_at_capacity", "test_precision_at_capacity", "test_share_flagged",
-                 "test_checklist_roc_auc", "test_logreg_roc_auc", "test_oracle_roc_auc"):
-        assert f"{_expected(name, metrics[name])}<code class=\"metric-name\">{name}</code>" in table
+    for name in (
+        "test_roc_auc",
+        "test_pr_auc",
+        "test_brier",
+        "test_ece",
+        "test_recall_at_capacity",
+        "test_precision_at_capacity",
+        "test_share_flagged",
+        "test_checklist_roc_auc",
+        "test_logreg_roc_auc",
+        "test_oracle_roc_auc",
+    ):
+        assert f'{_expected(name, metrics[name])}<code class="metric-name">{name}</code>' in table
 
 
 def test_fairness_tables_show_every_group_and_suppress_small_ones(synthetic: Written) -> None:
@@ -163,8 +186,11 @@ def test_fairness_tables_show_every_group_and_suppress_small_ones(synthetic: Wri
     assert set(fairness) == {"sex", "age_band", "region_of_origin", "disability", "permit_type"}
     assert any(t["too_small"].any() for t in fairness.values()), "fixture needs a small group"
     for attr, table in fairness.items():
-        body = _section(synthetic.html, rf'<table class="fairness" data-attribute="{attr}">(.*?)'
-                                        r"</table>")
+        body = _section(
+            synthetic.html,
+            rf'<table class="fairness" data-attribute="{attr}">(.*?)'
+            r"</table>",
+        )
         for group, row in table.iterrows():
             cells = _section(body, rf'data-group="{re.escape(str(group))}">(.*?)</tr>')
             assert ('<span class="badge">reference</span>' in cells) == bool(row["reference"])
@@ -173,15 +199,30 @@ def test_fairness_tables_show_every_group_and_suppress_small_ones(synthetic: Wri
                 assert not re.search(r"\d\.\d", cells) and f">{int(row['size'])}<" not in cells
             else:
                 assert f"{int(row['size']):,}" in cells
-                for metric in ("selection_rate", "tpr", "fpr", "precision", "mean_predicted",
-                               "observed_rate"):
-                    assert f"{row[metric]:.3f} <span class=\"ci\">[{row[metric + '_lo']:.3f}, " \
-                           f"{row[metric + '_hi']:.3f}]</span>" in cells, (attr, group, metric)
-        summary = _section(synthetic.html, rf'<ul class="fairness-summary" '
-                                           rf'data-attribute="{attr}">(.*?)</ul>')
+                for metric in (
+                    "selection_rate",
+                    "tpr",
+                    "fpr",
+                    "precision",
+                    "mean_predicted",
+                    "observed_rate",
+                ):
+                    assert (
+                        f'{row[metric]:.3f} <span class="ci">[{row[metric + "_lo"]:.3f}, '
+                        f"{row[metric + '_hi']:.3f}]</span>" in cells
+                    ), (attr, group, metric)
+        summary = _section(
+            synthetic.html,
+            rf'<ul class="fairness-summary" '
+            rf'data-attribute="{attr}">(.*?)</ul>',
+        )
         metrics = synthetic.result.evaluation.metrics
-        for name in (f"test_tpr_ratio_{attr}", f"test_checklist_tpr_ratio_{attr}",
-                     f"test_oracle_tpr_ratio_{attr}", f"test_calibration_gap_{attr}"):
+        for name in (
+            f"test_tpr_ratio_{attr}",
+            f"test_checklist_tpr_ratio_{attr}",
+            f"test_oracle_tpr_ratio_{attr}",
+            f"test_calibration_gap_{attr}",
+        ):
             value = _expected(name, metrics[name])
             assert f"<code>{name}</code>: <strong>{value}</strong>" in summary
 
@@ -204,8 +245,14 @@ def test_plots_and_explanations(synthetic: Written) -> None:
     assert dependence.count("<img") == len(used)
     for name in used:
         assert f'alt="dependence: {FIELDS_BY_NAME[name].label_en}"' in dependence
-    for alt in ("calibration curve", "ROC curves", "precision-recall curves", "capacity curve",
-                "capacity candidates", "SHAP summary (beeswarm)"):
+    for alt in (
+        "calibration curve",
+        "ROC curves",
+        "precision-recall curves",
+        "capacity curve",
+        "capacity candidates",
+        "SHAP summary (beeswarm)",
+    ):
         assert f'alt="{alt}"' in html
     error = float(_section(html, r"served log-odds\| is at most\s+(\d\.\de[+-]\d+)"))
     assert error < 1e-6
@@ -213,8 +260,14 @@ def test_plots_and_explanations(synthetic: Written) -> None:
 
 def test_limitations_name_the_special_category_fields(synthetic: Written) -> None:
     limits = _section(synthetic.html, r'<section id="limitations">(.*?)</section>')
-    for phrase in ("Synthetic calibration sources", "Temporal drift", "Selective labels",
-                   "Censoring assumption", "proxies", "resource decision"):
+    for phrase in (
+        "Synthetic calibration sources",
+        "Temporal drift",
+        "Selective labels",
+        "Censoring assumption",
+        "proxies",
+        "resource decision",
+    ):
         assert phrase in limits
     for name in synthetic.result.bundle.spec.fields:
         field = FIELDS_BY_NAME[name]

@@ -26,8 +26,13 @@ def intake_row(i: int = 0, **changes: str) -> dict[str, str]:
 
 
 def outcome_row(i: int = 0, **changes: str) -> dict[str, str]:
-    row = {"case_ref": f"K{i}", "settled_date": "2021-01-10", "lost_to_followup_date": "",
-           "received_intensified_support": "false", "extract_date": "2024-01-01"}
+    row = {
+        "case_ref": f"K{i}",
+        "settled_date": "2021-01-10",
+        "lost_to_followup_date": "",
+        "received_intensified_support": "false",
+        "extract_date": "2024-01-01",
+    }
     return row | changes
 
 
@@ -50,15 +55,26 @@ def found(problems: list[data.Problem], row: int | None, column: str | None, fra
 def _valid_pair(tmp_path: Path) -> tuple[Path, Path]:
     rows = [
         intake_row(0, sex="", occupation_group="", depression_symptoms="TRUE"),
-        intake_row(1, sex="female", occupation_group="3", anxiety_symptoms="1",
-                   intake_date="2021-02-28", age="64", local_unemployment_rate="7.5"),
+        intake_row(
+            1,
+            sex="female",
+            occupation_group="3",
+            anxiety_symptoms="1",
+            intake_date="2021-02-28",
+            age="64",
+            local_unemployment_rate="7.5",
+        ),
         intake_row(2, work_experience_years="0", occupation_group="5"),  # allowed, see data.py
     ]
     outcomes = [
         outcome_row(0),
         outcome_row(1, settled_date="", lost_to_followup_date="2022-05-01"),
-        outcome_row(2, settled_date="2021-06-01", lost_to_followup_date="2021-06-01",
-                    received_intensified_support="TRUE"),
+        outcome_row(
+            2,
+            settled_date="2021-06-01",
+            lost_to_followup_date="2021-06-01",
+            received_intensified_support="TRUE",
+        ),
     ]
     return write_csv(tmp_path / "intake.csv", rows), write_csv(tmp_path / "out.csv", outcomes)
 
@@ -69,8 +85,10 @@ def test_valid_csv_becomes_the_canonical_form(tmp_path: Path) -> None:
     assert tuple(outcomes.columns) == OUTCOME_COLUMNS
     for f in INTAKE_FIELDS:
         expected = {
-            "string": pd.StringDtype(na_value=np.nan), "date": data.DATE_DTYPE,
-            "boolean": np.dtype(bool), "integer": np.dtype("int64"),
+            "string": pd.StringDtype(na_value=np.nan),
+            "date": data.DATE_DTYPE,
+            "boolean": np.dtype(bool),
+            "integer": np.dtype("int64"),
             "number": np.dtype("float64"),
             "category": pd.CategoricalDtype(f.categories, ordered=f.ordered),
         }[f.kind]
@@ -101,8 +119,9 @@ def test_canonical_conversion_is_idempotent_and_guards_categories(tmp_path: Path
         data.to_canonical_intake(raw)
 
 
-@pytest.mark.parametrize("written", ["2020-03-15T13:45:00", "2020-03-15 00:30:00+02:00",
-                                     "2020-03-15T23:30:00Z"])
+@pytest.mark.parametrize(
+    "written", ["2020-03-15T13:45:00", "2020-03-15 00:30:00+02:00", "2020-03-15T23:30:00Z"]
+)
 def test_a_time_part_is_dropped_and_the_date_kept_as_written(written: str) -> None:
     raw = pd.DataFrame([intake_row(0, intake_date=written)])
     assert data.validate_intake_frame(raw, "t") == []
@@ -191,8 +210,9 @@ def test_a_header_shaped_like_an_identity_number_is_not_echoed() -> None:
     ]
 
 
-@pytest.mark.parametrize("ref", ["198001011234", "19800101-1234", "800101-1234", "800101+1234",
-                                 "case8001011234"])
+@pytest.mark.parametrize(
+    "ref", ["198001011234", "19800101-1234", "800101-1234", "800101+1234", "case8001011234"]
+)
 def test_identity_numbers_are_rejected_and_never_echoed(ref: str) -> None:
     frame = pd.DataFrame([intake_row(0, case_ref=ref), intake_row(1, case_ref=ref)])
     problems = data.validate_intake_frame(frame, "t")
@@ -215,16 +235,20 @@ def test_typed_frames_are_checked_too() -> None:
     frame["age"] = frame["age"].astype("float64")
     frame.loc[0, "age"] = 30.5
     problems = data.validate_intake_frame(frame, "t")
-    assert reasons(problems) == {(1, "age", "is not a whole number"),
-                                 (2, "local_unemployment_rate", "is not a finite number")}
+    assert reasons(problems) == {
+        (1, "age", "is not a whole number"),
+        (2, "local_unemployment_rate", "is not a finite number"),
+    }
 
 
 def test_unreadable_files_are_problems_not_crashes(tmp_path: Path) -> None:
     (tmp_path / "intake.xlsx").write_bytes(b"PK")
     (tmp_path / "broken.parquet").write_bytes(b"not parquet")
-    for name, fragment in [("intake.xlsx", "unsupported file type"),
-                           ("broken.parquet", "cannot be read"),
-                           ("absent.csv", "cannot be read")]:
+    for name, fragment in [
+        ("intake.xlsx", "unsupported file type"),
+        ("broken.parquet", "cannot be read"),
+        ("absent.csv", "cannot be read"),
+    ]:
         problems = data.validate_files(tmp_path / name, None)
         assert len(problems) == 1 and fragment in problems[0].describe()
         assert problems[0].describe().startswith(f"{name}: ")
@@ -282,8 +306,10 @@ def test_outcome_cross_checks(tmp_path: Path) -> None:
     got = {(p.file, p.row, p.column) for p in problems}
     assert got == {e[:3] for e in expected}
     for file, row, column, fragment in expected:
-        assert any((p.file, p.row, p.column) == (file, row, column) and fragment in p.reason
-                   for p in problems), (row, column, fragment)
+        assert any(
+            (p.file, p.row, p.column) == (file, row, column) and fragment in p.reason
+            for p in problems
+        ), (row, column, fragment)
 
 
 def test_outcome_columns_are_checked(tmp_path: Path) -> None:
@@ -292,7 +318,9 @@ def test_outcome_columns_are_checked(tmp_path: Path) -> None:
     del row["lost_to_followup_date"]
     problems = data.validate_files(intake, write_csv(tmp_path / "out.csv", [row]))
     assert {(p.row, p.column) for p in problems} == {
-        (None, "lost_to_followup_date"), (1, "received_intensified_support"), (1, "extract_date")
+        (None, "lost_to_followup_date"),
+        (1, "received_intensified_support"),
+        (1, "extract_date"),
     }
 
 

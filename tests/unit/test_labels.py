@@ -27,15 +27,16 @@ def _tables(
     def day(key: str) -> pd.DatetimeIndex:
         return pd.to_datetime([p.get(key) for p in people]).astype("datetime64[us]")
 
-    intake = pd.DataFrame({"case_ref": pd.Series(refs, dtype="str"),
-                           "intake_date": day("intake")})
-    outcomes = pd.DataFrame({
-        "case_ref": pd.Series(refs, dtype="str"),
-        "settled_date": day("settled"),
-        "lost_to_followup_date": day("lost"),
-        "received_intensified_support": np.array([bool(p.get("support")) for p in people]),
-        "extract_date": pd.to_datetime([extract] * len(people)).astype("datetime64[us]"),
-    })
+    intake = pd.DataFrame({"case_ref": pd.Series(refs, dtype="str"), "intake_date": day("intake")})
+    outcomes = pd.DataFrame(
+        {
+            "case_ref": pd.Series(refs, dtype="str"),
+            "settled_date": day("settled"),
+            "lost_to_followup_date": day("lost"),
+            "received_intensified_support": np.array([bool(p.get("support")) for p in people]),
+            "extract_date": pd.to_datetime([extract] * len(people)).astype("datetime64[us]"),
+        }
+    )
     return intake, outcomes
 
 
@@ -86,19 +87,30 @@ def test_support_exclude_and_keep() -> None:
     )
     excluded = _labels(*people)
     kept = _labels(*people, support="keep")
-    assert excluded["status"].tolist() == ["support_excluded", "support_excluded", "recent",
-                                           "labelled"]
+    assert excluded["status"].tolist() == [
+        "support_excluded",
+        "support_excluded",
+        "recent",
+        "labelled",
+    ]
     assert excluded["long_settlement"].tolist() == [pd.NA, pd.NA, pd.NA, 1]
     assert kept["status"].tolist() == ["labelled", "lost", "recent", "labelled"]
     assert kept["long_settlement"].tolist() == [0, pd.NA, pd.NA, 1]
 
 
 def test_output_columns_types_and_order() -> None:
-    intake, outcomes = _tables({"intake": "2021-03-01"},
-                               {"intake": INTAKE, "settled": "2021-01-01"})
+    intake, outcomes = _tables(
+        {"intake": "2021-03-01"}, {"intake": INTAKE, "settled": "2021-01-01"}
+    )
     labels = make_labels(intake.iloc[::-1], outcomes)
-    assert list(labels.columns) == ["case_ref", "intake_year", "horizon_date", "status",
-                                    "long_settlement", "ipcw_weight"]
+    assert list(labels.columns) == [
+        "case_ref",
+        "intake_year",
+        "horizon_date",
+        "status",
+        "long_settlement",
+        "ipcw_weight",
+    ]
     assert labels["case_ref"].tolist() == ["P1", "P0"]
     assert labels.index.equals(pd.RangeIndex(2))
     assert labels["intake_year"].dtype == np.int64
@@ -110,8 +122,10 @@ def test_output_columns_types_and_order() -> None:
 
 def test_horizon_is_in_calendar_months() -> None:
     labels = _labels({"intake": "2020-01-31"}, {"intake": "2020-03-31"}, horizon_months=1)
-    assert labels["horizon_date"].tolist() == [pd.Timestamp("2020-02-29"),
-                                               pd.Timestamp("2020-04-30")]
+    assert labels["horizon_date"].tolist() == [
+        pd.Timestamp("2020-02-29"),
+        pd.Timestamp("2020-04-30"),
+    ]
 
 
 def test_tables_that_do_not_match_are_refused() -> None:
@@ -154,8 +168,15 @@ def test_censoring_weights_by_hand() -> None:
         {"intake": "2022-01-02", "lost": _on_day(50, "2022-01-02")},  # F
         {"intake": "2020-01-01", "lost": _on_day(731)},  # G
     )
-    assert labels["status"].tolist() == ["lost", "labelled", "labelled", "labelled", "lost",
-                                         "recent", "labelled"]
+    assert labels["status"].tolist() == [
+        "lost",
+        "labelled",
+        "labelled",
+        "labelled",
+        "lost",
+        "recent",
+        "labelled",
+    ]
     assert labels["long_settlement"].tolist() == [pd.NA, 0, 0, 1, pd.NA, pd.NA, 1]
     expected = [np.nan, 7 / 5, 7 / 4, 7 / 3, np.nan, np.nan, 7 / 3]
     np.testing.assert_allclose(labels["ipcw_weight"], expected, rtol=1e-12)
@@ -240,16 +261,20 @@ def _cohort(draw: st.DrawFn) -> tuple[list[dict], int]:
 @given(cohort=_cohort(), support=st.sampled_from(["exclude", "keep"]))
 def test_labels_follow_the_data_dictionary(cohort: tuple[list[dict], int], support: str) -> None:
     people, months = cohort
-    rows = [{k: (v.isoformat() if isinstance(v, dt.date) else v) for k, v in p.items()}
-            for p in people]
-    labels = make_labels(*_tables(*rows, extract=_EXTRACT_DAY.isoformat()),
-                         horizon_months=months, support=support)
+    rows = [
+        {k: (v.isoformat() if isinstance(v, dt.date) else v) for k, v in p.items()} for p in people
+    ]
+    labels = make_labels(
+        *_tables(*rows, extract=_EXTRACT_DAY.isoformat()), horizon_months=months, support=support
+    )
     durations = [((p["lost"] or _EXTRACT_DAY) - p["intake"]).days for p in people]
     lost = [p["lost"] is not None for p in people]
     for p, row in zip(people, labels.itertuples(), strict=True):
         status, label = _reference_status(p, _EXTRACT_DAY, months, support)
         assert (row.status, None if pd.isna(row.long_settlement) else row.long_settlement) == (
-            status, label)
+            status,
+            label,
+        )
         if status != "labelled":
             assert np.isnan(row.ipcw_weight)
             continue
@@ -278,16 +303,18 @@ def _simulated_cohort(n: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, np
     settled_on = intake + pd.to_timedelta(np.floor(settle), unit="D")
     lost_on = intake + pd.to_timedelta(np.floor(np.minimum(loss, 1e5)), unit="D")
     refs = pd.Series([f"S{i}" for i in range(n)], dtype="str")
-    intake_frame = pd.DataFrame({"case_ref": refs,
-                                 "intake_date": intake.astype("datetime64[us]")})
-    outcomes = pd.DataFrame({
-        "case_ref": refs,
-        "settled_date": settled_on.where((settle < loss) & (settled_on <= extract)),
-        "lost_to_followup_date": lost_on.where(lost_on <= extract),
-        "received_intensified_support": rng.random(n) < 0.1,
-        "extract_date": pd.DatetimeIndex([extract] * n),
-    }).astype({c: "datetime64[us]" for c in ("settled_date", "lost_to_followup_date",
-                                               "extract_date")})
+    intake_frame = pd.DataFrame({"case_ref": refs, "intake_date": intake.astype("datetime64[us]")})
+    outcomes = pd.DataFrame(
+        {
+            "case_ref": refs,
+            "settled_date": settled_on.where((settle < loss) & (settled_on <= extract)),
+            "lost_to_followup_date": lost_on.where(lost_on <= extract),
+            "received_intensified_support": rng.random(n) < 0.1,
+            "extract_date": pd.DatetimeIndex([extract] * n),
+        }
+    ).astype(
+        {c: "datetime64[us]" for c in ("settled_date", "lost_to_followup_date", "extract_date")}
+    )
     return intake_frame, outcomes, np.exp(-rate * (h + 1))  # floor(T) > h  <=>  T >= h + 1
 
 
@@ -301,7 +328,8 @@ def test_weights_remove_the_bias_of_loss_to_follow_up() -> None:
     intake, outcomes, truth = _simulated_cohort(200_000, seed=3)
     labels = make_labels(intake, outcomes)
     eligible = (labels["status"] != "recent").to_numpy() & ~outcomes[
-        "received_intensified_support"].to_numpy()
+        "received_intensified_support"
+    ].to_numpy()
     true_rate = truth[eligible].mean()
     unweighted, weighted = _rates(labels)
     assert abs(weighted - true_rate) < 0.01
@@ -315,11 +343,16 @@ def test_weighted_labels_match_the_generator_oracle() -> None:
     labels = make_labels(cohort.intake, cohort.outcomes, horizon_months=24)
     oracle = labels[["case_ref"]].merge(cohort.oracle, on="case_ref", how="left", validate="1:1")
     eligible = (labels["status"] != "recent").to_numpy() & ~cohort.outcomes.set_index(
-        "case_ref").loc[labels["case_ref"], "received_intensified_support"].to_numpy()
+        "case_ref"
+    ).loc[labels["case_ref"], "received_intensified_support"].to_numpy()
     checked = 0
-    for year, in_year in [("all", np.ones(len(labels), bool)),
-                          *((y, (labels["intake_year"] == y).to_numpy())
-                            for y in sorted(labels["intake_year"].unique()))]:
+    for year, in_year in [
+        ("all", np.ones(len(labels), bool)),
+        *(
+            (y, (labels["intake_year"] == y).to_numpy())
+            for y in sorted(labels["intake_year"].unique())
+        ),
+    ]:
         # Below ~2,000 labelled people the standard error nears 0.01/2.5: not a fair test.
         if (in_year & (labels["status"] == "labelled").to_numpy()).sum() < 2_000:
             continue

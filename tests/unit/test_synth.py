@@ -275,8 +275,10 @@ def _linear_predictor(row: pd.Series, dx: bool, cfg: SynthConfig) -> float:
         b.work_experience_log1p_years * math.log1p(row["work_experience_years"]),
         b.swedish_per_level * swedish.index(row["swedish_level"]),
         {"basic": b.english_basic, "good": b.english_good}.get(row["english_level"], 0.0),
-        {"quota_refugee": b.permit_quota_refugee,
-         "family_reunification": b.permit_family_reunification}.get(row["permit_type"], 0.0),
+        {
+            "quota_refugee": b.permit_quota_refugee,
+            "family_reunification": b.permit_family_reunification,
+        }.get(row["permit_type"], 0.0),
         b.depression_symptoms * row["depression_symptoms"],
         b.anxiety_symptoms * row["anxiety_symptoms"],
         b.ptsd_symptoms * row["ptsd_symptoms"],

@@ -24,8 +24,13 @@ def intake_row(i: int, **changes: str) -> dict[str, str]:
 
 
 def outcome_row(i: int, **changes: str) -> dict[str, str]:
-    return {"case_ref": f"K{i}", "settled_date": "2021-01-10", "lost_to_followup_date": "",
-            "received_intensified_support": "false", "extract_date": "2024-01-01"} | changes
+    return {
+        "case_ref": f"K{i}",
+        "settled_date": "2021-01-10",
+        "lost_to_followup_date": "",
+        "received_intensified_support": "false",
+        "extract_date": "2024-01-01",
+    } | changes
 
 
 def write_csv(path: Path, rows: list[dict[str, str]]) -> Path:
@@ -34,8 +39,11 @@ def write_csv(path: Path, rows: list[dict[str, str]]) -> Path:
 
 
 def snapshot(folder: Path) -> dict[str, tuple[int, int, bytes]]:
-    return {str(p.relative_to(folder)): (p.stat().st_mtime_ns, p.stat().st_size, p.read_bytes())
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): (p.stat().st_mtime_ns, p.stat().st_size, p.read_bytes())
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_bad_export_lists_every_problem_and_writes_nothing(tmp_path: Path) -> None:
@@ -72,8 +80,9 @@ def test_bad_export_lists_every_problem_and_writes_nothing(tmp_path: Path) -> No
 
 def test_outcome_problems_fail_the_check(tmp_path: Path) -> None:
     intake = write_csv(tmp_path / "intake.csv", [intake_row(0), intake_row(1)])
-    outcomes = write_csv(tmp_path / "outcomes.csv",
-                         [outcome_row(0, settled_date="2019-01-01"), outcome_row(2)])
+    outcomes = write_csv(
+        tmp_path / "outcomes.csv", [outcome_row(0, settled_date="2019-01-01"), outcome_row(2)]
+    )
     before = snapshot(tmp_path)
     result = runner.invoke(app, ["validate", "--intake", str(intake), "--outcomes", str(outcomes)])
     assert result.exit_code == 1

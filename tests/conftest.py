@@ -18,6 +18,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+# The model and service tiers share one small trained, registered model per test process.
+pytest_plugins = ["model_fixtures"]
+
 _ENSURE_POSTGRES = Path(__file__).resolve().parents[1] / "scripts" / "ensure-postgres"
 
 

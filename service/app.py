@@ -1,0 +1,53 @@
+"""The FastAPI application: case managers score and decide, auditors inspect, admins operate.
+
+`create_app` builds a fresh app around an AppState opened at start-up; routes are thin and call
+one package function each (riskscreen.casework), so batch scoring and the API agree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+
+from riskscreen import __version__
+from riskscreen.settings import Settings
+from service import errors
+from service.routers import admin, audit, health, scores
+from service.routers import model as model_routes
+from service.state import AppState, open_state
+from service.telemetry import Metrics, RequestMiddleware
+
+DESCRIPTION = """Decision support at refugee intake: the risk of a long settlement time, explained.
+
+The score supports the case manager's judgement and never decides; a flag means an offer of
+more support, never less. Every score and decision is logged tamper-evidently before the answer.
+"""
+
+
+def create_app(
+    settings: Settings | None = None, *, state: AppState | None = None, model: Any = None
+) -> FastAPI:
+    """An app whose lifespan opens the stores and loads the verified model (or uses `state`)."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.riskscreen = state or open_state(settings, model)
+        yield
+        if state is None:
+            app.state.riskscreen.audit.close()
+
+    app = FastAPI(
+        title="riskscreen", version=__version__, description=DESCRIPTION, lifespan=lifespan
+    )
+    app.state.metrics = Metrics()
+    app.add_middleware(
+        RequestMiddleware, metrics=app.state.metrics, max_body_bytes=settings.max_body_bytes
+    )
+    errors.install(app)
+    for router in (scores.router, audit.router, model_routes.router, admin.router, health.router):
+        app.include_router(router)
+    return app

@@ -1,0 +1,82 @@
+"""The auditor's view of the log (`/v1/audit`): records, chain verification, replay."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from riskscreen.casework import NotFound, replay
+from service.deps import Auditor, State
+from service.openapi import AUTH, INVALID, NOT_FOUND, UNAVAILABLE, Responses
+from service.schemas import AuditPage, AuditRecordOut, FieldCheck, ReplayResponse, VerifyResponse
+
+router = APIRouter(prefix="/v1/audit", tags=["audit"])
+_AUTH: Responses = {**AUTH, **UNAVAILABLE}
+
+
+@router.get("/records", response_model=AuditPage, responses={**_AUTH, **INVALID})
+def list_records(
+    _: Auditor,
+    state: State,
+    since: Annotated[
+        datetime | None, Query(description="Inclusive, ISO 8601 with time zone")
+    ] = None,
+    until: Annotated[datetime | None, Query(description="Exclusive")] = None,
+    model_version: Annotated[str | None, Query(max_length=20)] = None,
+    after_seq: Annotated[int | None, Query(ge=0)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> AuditPage:
+    """Records in log order, filtered by time and model version; page with `after_seq`."""
+    rows = state.audit.list(
+        since=since, until=until, model_version=model_version, after_seq=after_seq, limit=limit
+    )
+    records = [
+        AuditRecordOut(
+            seq=r.seq,
+            record_id=r.record_id,
+            kind=r.kind,
+            created_at=r.created_at,
+            payload=r.payload,
+            prev_hash=r.prev_hash,
+            hash=r.hash,
+        )
+        for r in rows
+    ]
+    return AuditPage(records=records, next_after_seq=rows[-1].seq if len(rows) == limit else None)
+
+
+@router.get("/verify", response_model=VerifyResponse, responses=_AUTH)
+def verify(_: Auditor, state: State) -> VerifyResponse:
+    """Walk the whole hash chain; report the first broken link, if any."""
+    result = state.audit.verify()
+    head = result.head or (None, None)
+    return VerifyResponse(
+        ok=result.ok,
+        checked=result.checked,
+        first_bad_seq=result.first_bad_seq,
+        reason=result.reason,
+        head_seq=head[0],
+        head_hash=head[1],
+    )
+
+
+@router.get(
+    "/records/{record_id}/replay", response_model=ReplayResponse, responses={**_AUTH, **NOT_FOUND}
+)
+def replay_record(record_id: str, _: Auditor, state: State) -> ReplayResponse:
+    """Recompute a logged score from the registered model version it names, field by field."""
+    record = state.audit.get(record_id)
+    if record is None or record.kind != "score":
+        raise NotFound(record_id)
+    checks = replay(record, state.model_version)
+    return ReplayResponse(
+        record_id=record_id,
+        model_version=str(record.payload["model"]["version"]),
+        matches=all(c.equal for c in checks),
+        fields=[
+            FieldCheck(name=c.name, logged=c.logged, replayed=c.replayed, equal=c.equal)
+            for c in checks
+        ],
+    )

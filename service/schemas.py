@@ -1,0 +1,182 @@
+"""Request and response bodies of the v1 API, derived from the package's declarations.
+
+Input models forbid unknown fields; output models are what the OpenAPI document promises.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
+
+from riskscreen.casework import REASON_CODES
+from riskscreen.schema import CaseRef, IntakeRecord, looks_like_personal_number
+
+MAX_BATCH = 100
+
+
+def _no_personal_number(value: str | None) -> str | None:
+    if value is not None and looks_like_personal_number(value):
+        raise ValueError("holds something shaped like a personal identity number; remove it")
+    return value
+
+
+_STRICT_IN = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+ScoreRequest: type[BaseModel] = create_model(
+    "ScoreRequest",
+    __config__=_STRICT_IN,
+    case_ref=(
+        CaseRef,
+        Field(description="Opaque pseudonymous case reference (never a personal number)."),
+    ),
+    intake=(IntakeRecord, Field(description="The intake mapping; every field explicit.")),
+)
+
+
+class BatchRequest(BaseModel):
+    model_config = _STRICT_IN
+    records: Annotated[list[ScoreRequest], Field(min_length=1, max_length=MAX_BATCH)]
+
+
+class DecisionRequest(BaseModel):
+    """The case manager's own decision, recorded beside the score."""
+
+    model_config = _STRICT_IN
+    support: Literal["intensified", "usual"]
+    agrees_with_flag: Annotated[bool, Field(strict=True)]
+    reason_code: Literal[REASON_CODES]  # type: ignore[valid-type]
+    comment: Annotated[str | None, Field(max_length=500), AfterValidator(_no_personal_number)] = (
+        None
+    )
+
+
+class Contribution(BaseModel):
+    field: str
+    label: str
+    value: Any
+    contribution: float = Field(description="Contribution to the log-odds (exact TreeSHAP).")
+
+
+class ModelInfo(BaseModel):
+    name: str
+    version: str
+    data_kind: str
+    trained_at: str
+
+
+class ScoreResponse(BaseModel):
+    score_id: str
+    case_ref: str
+    probability: float
+    log_odds: float
+    base_log_odds: float
+    band: Literal["low", "elevated", "high"]
+    flagged: bool
+    threshold: float
+    contributions: list[Contribution]
+    reasons: list[str]
+    lang: Literal["sv", "en"]
+    model: ModelInfo
+    audit_record_id: str
+    created_at: str
+    notice: str
+
+
+class BatchResponse(BaseModel):
+    scores: list[ScoreResponse]
+
+
+class DecisionResponse(BaseModel):
+    decision_id: str
+    score_id: str
+    support: Literal["intensified", "usual"]
+    agrees_with_flag: bool
+    reason_code: str
+    recorded_at: str
+    audit_record_id: str
+
+
+class AuditRecordOut(BaseModel):
+    seq: int
+    record_id: str
+    kind: str
+    created_at: str
+    payload: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+
+class AuditPage(BaseModel):
+    records: list[AuditRecordOut]
+    next_after_seq: int | None = Field(
+        description="Pass as after_seq for the next page; null at the end."
+    )
+
+
+class VerifyResponse(BaseModel):
+    ok: bool
+    checked: int
+    first_bad_seq: int | None
+    reason: str | None
+    head_seq: int | None
+    head_hash: str | None
+
+
+class FieldCheck(BaseModel):
+    name: str
+    logged: Any
+    replayed: Any
+    equal: bool
+
+
+class ReplayResponse(BaseModel):
+    record_id: str
+    model_version: str
+    matches: bool
+    fields: list[FieldCheck]
+
+
+class FeatureInfo(BaseModel):
+    field: str
+    label_sv: str
+    label_en: str
+    group: str
+
+
+class ModelResponse(BaseModel):
+    name: str
+    version: str
+    data_kind: str
+    trained_at: str
+    artifact_sha256: str
+    threshold: float
+    elevated_threshold: float
+    metrics: dict[str, float]
+    gates: dict[str, bool]
+    fairness_summary: dict[str, float]
+    features: list[FeatureInfo]
+
+
+class ScoringSwitch(BaseModel):
+    model_config = _STRICT_IN
+    enabled: Annotated[bool, Field(strict=True)]
+
+
+class ScoringState(BaseModel):
+    enabled: bool
+    changed_at: datetime | None = None
+
+
+class ReloadResponse(BaseModel):
+    name: str
+    version: str
+    artifact_sha256: str
+
+
+class Problem(BaseModel):
+    """An error body: what went wrong, and for 422 which fields and which rule."""
+
+    detail: str
+    errors: list[dict[str, Any]] = []

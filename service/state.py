@@ -1,0 +1,103 @@
+"""What one service process holds: its stores, the verified model, and the stop switch cache.
+
+Built once at start-up (the lifespan in `service.app`) and reached by routes through
+`service.deps`; nothing here is global, so tests can build as many apps as they like.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from riskscreen.audit import AuditStore
+from riskscreen.db import write_transaction
+from riskscreen.keys import KeyStore
+from riskscreen.registry import LoadedModel, load_verified, run_metrics
+from riskscreen.scoring import Scorer
+from riskscreen.settings import Settings
+from riskscreen.switch import ScoringSwitchStore
+
+SWITCH_CACHE_SECONDS = 1.0
+
+
+class _Probe(Exception):
+    """Raised inside a write transaction to roll it back after taking the lock."""
+
+
+@dataclass
+class ServedModel:
+    """The verified model in service, its scorer, and what `GET /v1/model` reports of it."""
+
+    loaded: LoadedModel
+    scorer: Scorer
+    metrics: dict[str, float]
+
+    @classmethod
+    def build(cls, loaded: LoadedModel, metrics: dict[str, float]) -> ServedModel:
+        scorer = Scorer(loaded.bundle)
+        return cls(loaded, scorer, metrics)
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    audit: AuditStore
+    keys: KeyStore
+    switch: ScoringSwitchStore
+    model: ServedModel
+    _versions: dict[str, LoadedModel] = field(default_factory=dict)
+    _switch_cache: tuple[float, bool] = (0.0, True)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def scoring_enabled(self) -> bool:
+        """The shared stop switch, re-read at most once a second."""
+        read_at, enabled = self._switch_cache
+        now = time.monotonic()
+        if now - read_at > SWITCH_CACHE_SECONDS:
+            enabled = self.switch.state()[0]
+            self._switch_cache = (now, enabled)
+        return enabled
+
+    def audit_writable(self) -> bool:
+        """Whether the audit store grants a write lock now (nothing is written)."""
+        try:
+            with write_transaction(self.audit.engine) as conn:
+                conn.exec_driver_sql("SELECT 1")
+                raise _Probe
+        except _Probe:
+            return True
+        except Exception:
+            return False
+
+    def forget_switch(self) -> None:
+        self._switch_cache = (0.0, True)
+
+    def model_version(self, version: str) -> LoadedModel:
+        """A registered version for replay, verified on first use and then kept."""
+        if version == self.model.loaded.version:
+            return self.model.loaded
+        with self._lock:
+            if version not in self._versions:
+                self._versions[version] = load_verified(self.settings, version)
+            return self._versions[version]
+
+    def reload(self) -> ServedModel:
+        """Load whatever the alias points at now; the old model serves until this succeeds."""
+        loaded = load_verified(self.settings)
+        self.model = ServedModel.build(loaded, run_metrics(self.settings, loaded))
+        return self.model
+
+
+def open_state(settings: Settings, model: Any = None) -> AppState:
+    """Open the stores (creating tables) and load the verified champion model."""
+    audit = AuditStore.from_url(settings.resolved_audit_url)
+    keys = KeyStore(audit.engine)
+    switch = ScoringSwitchStore(audit.engine)
+    audit.create_schema()
+    keys.create_schema()
+    switch.create_schema()
+    loaded = model or load_verified(settings)
+    served = ServedModel.build(loaded, run_metrics(settings, loaded))
+    return AppState(settings, audit, keys, switch, served)

@@ -53,17 +53,21 @@ class ModelBundle:
     thresholds: Thresholds
     provenance: dict[str, Any] = field(default_factory=dict)
 
-    def log_odds(self, x: np.ndarray) -> np.ndarray:
-        """Calibrated log-odds for an encoded matrix."""
-        raw = self.booster.predict(x, raw_score=True, num_threads=1)
+    def log_odds(self, x: np.ndarray, num_threads: int = 1) -> np.ndarray:
+        """Calibrated log-odds for an encoded matrix.
+
+        One thread by default: for a single row, starting a thread pool costs more than the
+        walk; batch callers pass 0 (all cores), which gives the same numbers row by row.
+        """
+        raw = self.booster.predict(x, raw_score=True, num_threads=num_threads)
         return self.calibration.slope * np.asarray(raw) + self.calibration.intercept
 
-    def contributions(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def contributions(self, x: np.ndarray, num_threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
         """Exact TreeSHAP in calibrated log-odds: (base per row, (n, k) per field).
 
         base + contributions.sum(axis=1) equals `log_odds(x)` up to float rounding.
         """
-        raw = np.asarray(self.booster.predict(x, pred_contrib=True, num_threads=1))
+        raw = np.asarray(self.booster.predict(x, pred_contrib=True, num_threads=num_threads))
         slope, intercept = self.calibration.slope, self.calibration.intercept
         return slope * raw[:, -1] + intercept, slope * raw[:, :-1]
 

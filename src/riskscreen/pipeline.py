@@ -126,7 +126,7 @@ def run_training(
     step("evaluating on the test cohort")
     test = frame[frame["split"] == "test"].copy()
     x_test, y_test, w_test = parts["test"]
-    base, contrib = bundle.contributions(x_test)
+    base, contrib = bundle.contributions(x_test, num_threads=0)
     test["probability"] = 1.0 / (1.0 + np.exp(-(base + contrib.sum(axis=1))))
     logreg = fit_logistic_baseline(*parts["train"], spec)
     test["logreg"] = logreg.predict_proba(x_test)[:, 1]  # type: ignore[attr-defined]

@@ -64,11 +64,13 @@ class ScoreResult:
         ]
 
 
-def _score_matrix(x: np.ndarray, bundle: ModelBundle) -> tuple[np.ndarray, ...]:
+def _score_matrix(
+    x: np.ndarray, bundle: ModelBundle, num_threads: int = 1
+) -> tuple[np.ndarray, ...]:
     """Base, contributions, log-odds and probabilities: the one arithmetic of every score."""
-    base, contrib = bundle.contributions(x)
+    base, contrib = bundle.contributions(x, num_threads)
     log_odds = base + contrib.sum(axis=1)
-    gap = np.abs(log_odds - bundle.log_odds(x))
+    gap = np.abs(log_odds - bundle.log_odds(x, num_threads))
     if len(gap) and not float(gap.max()) <= ADDITIVITY_TOLERANCE:
         raise ExplanationError(f"contributions miss the model's log-odds by up to {gap.max()!r}")
     return base, contrib, log_odds, 1.0 / (1.0 + np.exp(-log_odds))
@@ -103,12 +105,14 @@ class Scorer:
         )
 
 
-def score_frame(frame: pd.DataFrame, bundle: ModelBundle) -> pd.DataFrame:
+def score_frame(frame: pd.DataFrame, bundle: ModelBundle, num_threads: int = 0) -> pd.DataFrame:
     """Score and explain every row of a canonical intake frame (batch scoring and reports).
 
     Columns: probability, log_odds, base_log_odds, band, flagged, and `contribution_<field>`.
     """
-    base, contrib, log_odds, probability = _score_matrix(encode_frame(frame, bundle.spec), bundle)
+    base, contrib, log_odds, probability = _score_matrix(
+        encode_frame(frame, bundle.spec), bundle, num_threads
+    )
     t = bundle.thresholds
     band = np.where(
         probability >= t.flag, "high", np.where(probability >= t.elevated, "elevated", "low")

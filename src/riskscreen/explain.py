@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from riskscreen.schema import FIELDS_BY_NAME, GROUPS, GROUPS_BY_NAME
+from riskscreen.schema import CATEGORY_LABELS, FIELDS_BY_NAME, GROUPS, GROUPS_BY_NAME
 
 Lang = Literal["sv", "en"]
 # Contributions smaller than this (in log-odds) are not worth a sentence: about a 1-percentage-
@@ -70,7 +70,10 @@ def top_reasons(
     return [GroupReason(g, v, tuple(members[g])) for g, v in raising + lowering]
 
 
-def _format_value(value: Any, lang: Lang) -> str:
+def _format_value(field: str, value: Any, lang: Lang) -> str:
+    labels = CATEGORY_LABELS.get(field, {}).get(value) if isinstance(value, str) else None
+    if labels:
+        return labels[0] if lang == "sv" else labels[1]
     if isinstance(value, bool):
         return {("en", True): "yes", ("en", False): "no", ("sv", True): "ja", ("sv", False): "nej"}[
             (lang, value)
@@ -88,7 +91,7 @@ def reason_sentence(reason: GroupReason, values: Mapping[str, Any], lang: Lang) 
     label = group.label_sv if lang == "sv" else group.label_en
     verb = _VERBS[(lang, 1 if reason.contribution > 0 else -1)]
     details = "; ".join(
-        f"{field_label(f, lang)}: {_format_value(values[f], lang)}" for f in reason.fields
+        f"{field_label(f, lang)}: {_format_value(f, values[f], lang)}" for f in reason.fields
     )
     return f"{label} {verb} ({details})."
 

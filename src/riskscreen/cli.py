@@ -307,12 +307,14 @@ def serve(
     except (ModelNotAvailable, ModelTampered) as exc:
         typer.echo(f"cannot serve: {exc}", err=True)
         raise typer.Exit(code=1) from exc
+    from riskscreen.logs import service_log_config
+
     uvicorn.run(
         "service.main:app",
         host=host,
         port=port,
         workers=workers,
-        log_level="warning",
+        log_config=service_log_config(),
         access_log=False,
     )
 

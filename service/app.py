@@ -15,6 +15,8 @@ from fastapi import FastAPI
 from riskscreen import __version__
 from riskscreen.settings import Settings
 from service import errors
+from service.limits import AdmissionMiddleware, Limits
+from service.openapi import EVERY_ROUTE
 from service.routers import admin, audit, health, scores
 from service.routers import model as model_routes
 from service.state import AppState, open_state
@@ -41,9 +43,16 @@ def create_app(
             app.state.riskscreen.audit.close()
 
     app = FastAPI(
-        title="riskscreen", version=__version__, description=DESCRIPTION, lifespan=lifespan
+        title="riskscreen",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        responses=EVERY_ROUTE,
     )
     app.state.metrics = Metrics()
+    app.state.limits = Limits(settings)
+    # Added first, so it runs inside the request middleware (which counts and tags its answers).
+    app.add_middleware(AdmissionMiddleware, limits=app.state.limits)
     app.add_middleware(
         RequestMiddleware, metrics=app.state.metrics, max_body_bytes=settings.max_body_bytes
     )

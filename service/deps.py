@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
-from typing import Annotated, Literal
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
 
-from fastapi import Depends, HTTPException, Query, Request, status
+from fastapi import Depends, HTTPException, Path, Query, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator
 
 from riskscreen.explain import Lang
 from riskscreen.keys import ApiKey, Role
+from service.limits import enforce_rate_limit
 from service.state import AppState
 
 _bearer = HTTPBearer(auto_error=False, description="An API key from `riskscreen keys create`.")
@@ -24,10 +28,11 @@ State = Annotated[AppState, Depends(get_state)]
 
 
 def current_key(
+    request: Request,
     state: State,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> ApiKey:
-    """401 unless the bearer token belongs to an active key."""
+    """401 unless the bearer token belongs to an active key; 429 past the key's rate limit."""
     key = state.keys.authenticate(credentials.credentials if credentials else None)
     if key is None:
         raise HTTPException(
@@ -35,6 +40,7 @@ def current_key(
             "missing, unknown or revoked API key",
             headers={"WWW-Authenticate": "Bearer"},
         )
+    enforce_rate_limit(request, key.key_id)
     return key
 
 
@@ -76,3 +82,39 @@ def language(
 
 
 Language = Annotated[Lang, Depends(language)]
+
+
+# --- parameter types: what the OpenAPI document promises is exactly what is accepted ---------
+
+# A record id in a path: routes declare it as `{name:uuid}`, so only a UUID reaches them (any
+# other text is a 404, and /v1/scores/batch stays a POST-only path: 405 for a GET), and the
+# route receives it as text in canonical form.
+RecordId = Annotated[
+    str,
+    BeforeValidator(str),
+    Path(
+        description="A record id (UUID) as the API returned it",
+        json_schema_extra={"format": "uuid"},
+    ),
+]
+# RFC 3339 date-time, the JSON Schema `date-time` format: pydantic alone would also read "0.5"
+# as a Unix time.
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
+
+
+def _rfc3339_text(value: Any) -> Any:
+    if isinstance(value, str) and not _RFC3339.fullmatch(value):
+        raise ValueError(
+            "must be an RFC 3339 date-time with a time zone, e.g. 2025-01-31T12:00:00Z"
+        )
+    return value
+
+
+def _in_utc(value: datetime) -> datetime:
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("lies outside the dates that can be expressed in UTC") from None
+
+
+Instant = Annotated[AwareDatetime, BeforeValidator(_rfc3339_text), AfterValidator(_in_utc)]

@@ -10,8 +10,10 @@ import logging
 from typing import Any
 
 from fastapi import FastAPI, Request, status
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException
 
 from riskscreen.audit import AuditUnavailable
 from riskscreen.casework import NotFound
@@ -20,6 +22,11 @@ from riskscreen.registry import ModelNotAvailable, ModelTampered
 from riskscreen.scoring import ExplanationError
 
 log = logging.getLogger(__name__)
+# Why FastAPI could not read a body as JSON (it answers 400 with a generic text for these).
+_UNREADABLE = (
+    (UnicodeDecodeError, "the body is not valid UTF-8"),
+    (RecursionError, "the body is nested too deeply"),
+)
 
 
 def _safe_error(error: dict[str, Any]) -> dict[str, Any]:
@@ -52,6 +59,22 @@ def install(app: FastAPI) -> None:
             "the request does not follow the schema",
             errors=errors,
         )
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        cause = exc.__cause__
+        if exc.status_code == 400 and cause is not None:  # the body could not be parsed
+            message = next(
+                (text for kind, text in _UNREADABLE if isinstance(cause, kind)),
+                "the body could not be read as JSON",
+            )
+            error = {"field": "", "location": ["body"], "rule": "json_invalid", "message": message}
+            return _problem(
+                status.HTTP_422_UNPROCESSABLE_CONTENT,
+                "the request does not follow the schema",
+                errors=[error],
+            )
+        return await http_exception_handler(request, exc)
 
     @app.exception_handler(AuditUnavailable)
     async def audit_down(_: Request, exc: AuditUnavailable) -> JSONResponse:

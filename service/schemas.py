@@ -5,6 +5,7 @@ Input models forbid unknown fields; output models are what the OpenAPI document 
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -16,10 +17,29 @@ from riskscreen.schema import CaseRef, IntakeRecord, looks_like_personal_number
 MAX_BATCH = 100
 
 
-def _no_personal_number(value: str | None) -> str | None:
-    if value is not None and looks_like_personal_number(value):
+# C0 controls but tab, newline and carriage return, and DEL: PostgreSQL text cannot hold NUL.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_ND = r"\p{Nd}"  # what Python's \d matches in text: every script's decimal digits
+# The comment rule as published in the JSON Schema (kept equal to _plain_comment by the tests).
+COMMENT_PUBLISHED_PATTERN = (
+    rf"^(?![\s\S]*?(?<!{_ND})(?:{_ND}{{6}}|{_ND}{{8}})[-+ ]?{_ND}{{4}}(?!{_ND}))"
+    r"[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
+)
+
+
+def _plain_comment(value: str) -> str:
+    if _CONTROL.search(value):
+        raise ValueError("holds control characters (such as NUL); remove them")
+    if looks_like_personal_number(value):
         raise ValueError("holds something shaped like a personal identity number; remove it")
     return value
+
+
+Comment = Annotated[
+    str,
+    Field(max_length=500, json_schema_extra={"pattern": COMMENT_PUBLISHED_PATTERN}),
+    AfterValidator(_plain_comment),
+]
 
 
 _STRICT_IN = ConfigDict(extra="forbid", allow_inf_nan=False)
@@ -47,9 +67,7 @@ class DecisionRequest(BaseModel):
     support: Literal["intensified", "usual"]
     agrees_with_flag: Annotated[bool, Field(strict=True)]
     reason_code: Literal[REASON_CODES]  # type: ignore[valid-type]
-    comment: Annotated[str | None, Field(max_length=500), AfterValidator(_no_personal_number)] = (
-        None
-    )
+    comment: Comment | None = None
 
 
 class Contribution(BaseModel):

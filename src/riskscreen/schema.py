@@ -14,7 +14,7 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
 Kind = Literal["string", "date", "integer", "number", "boolean", "category"]
 Role = Literal["key", "date", "feature", "audit"]
@@ -24,6 +24,14 @@ Role = Literal["key", "date", "feature", "audit"]
 # costs a retype, storing an identity number is a GDPR breach.
 _PERSONAL_NUMBER = re.compile(r"(?<!\d)(?:\d{6}|\d{8})[-+ ]?\d{4}(?!\d)")
 CASE_REF_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+# The same rule as published in the API's JSON Schema: CASE_REF_PATTERN minus whatever
+# looks_like_personal_number finds (within that alphabet "+" and " " cannot occur). Validation
+# runs the two checks apart, for a message that names the rule; tests/reliability keeps the
+# published pattern equal to them.
+CASE_REF_PUBLISHED_PATTERN = (
+    r"^(?![A-Za-z0-9_-]*?(?<!\d)(?:\d{6}|\d{8})-?\d{4}(?!\d))[A-Za-z0-9_-]{1,64}$"
+)
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 def looks_like_personal_number(text: str) -> bool:
@@ -432,6 +440,22 @@ def _check_case_ref(value: str) -> str:
     return value
 
 
+def _iso_date_text(value: Any) -> Any:
+    # pydantic reads "0" or 1700000000 as a Unix time even in strict mode; a date is YYYY-MM-DD.
+    if isinstance(value, dt.date):
+        return value
+    if not isinstance(value, str) or not _ISO_DATE.fullmatch(value):
+        raise ValueError("must be a date written YYYY-MM-DD")
+    return value
+
+
+def _integral(value: Any) -> Any:
+    # JSON has one number type: 3.0 is the integer 3 (as JSON Schema says), 3.5 and "3" are not.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 def _check_not_future(value: dt.date) -> dt.date:
     if value > dt.date.today():
         raise ValueError("intake_date lies in the future")
@@ -443,12 +467,23 @@ def _annotation(f: IntakeField) -> Any:
     base: Any
     if f.name == "case_ref":
         base = Annotated[
-            str, Field(strict=True, pattern=CASE_REF_PATTERN), AfterValidator(_check_case_ref)
+            str,
+            Field(
+                strict=True,
+                pattern=CASE_REF_PATTERN,
+                json_schema_extra={"pattern": CASE_REF_PUBLISHED_PATTERN},
+            ),
+            AfterValidator(_check_case_ref),
         ]
     elif f.kind == "date":
-        base = Annotated[dt.date, AfterValidator(_check_not_future)]
+        base = Annotated[
+            dt.date, BeforeValidator(_iso_date_text), AfterValidator(_check_not_future)
+        ]
     elif f.kind == "integer":
-        base = Annotated[int, Field(strict=True, ge=f.minimum, le=f.maximum)]
+        # The validator after Field: before it, pydantic would publish ge/le, not min/max.
+        base = Annotated[
+            int, Field(strict=True, ge=f.minimum, le=f.maximum), BeforeValidator(_integral)
+        ]
     elif f.kind == "number":
         base = Annotated[float, Field(strict=True, ge=f.minimum, le=f.maximum, allow_inf_nan=False)]
     elif f.kind == "boolean":

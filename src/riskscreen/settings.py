@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -24,6 +24,12 @@ class Settings(BaseSettings):
     model_name: str = "riskscreen"
     model_alias: str = "champion"
     max_body_bytes: int = 64_000
+    # Admission control (service/limits.py): per key, per process ÷ workers; 503 past capacity.
+    rate_limit_per_minute: int = Field(default=600, ge=1)
+    rate_limit_burst: int = Field(default=60, ge=1)
+    max_concurrent_requests: int = Field(default=32, ge=1, le=1000)
+    request_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    workers: int = Field(default=1, ge=1, le=64)
 
     @model_validator(mode="after")
     def _production_is_not_embedded(self) -> Settings:

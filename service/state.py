@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from riskscreen.audit import AuditStore
+import sqlalchemy as sa
+
+from riskscreen.audit import AuditStore, audit_records
 from riskscreen.db import write_transaction
 from riskscreen.keys import KeyStore
 from riskscreen.registry import LoadedModel, load_verified, run_metrics
@@ -22,8 +25,19 @@ from riskscreen.switch import ScoringSwitchStore
 SWITCH_CACHE_SECONDS = 1.0
 
 
+# Never committed: seq 0 lies before the chain's first record (seq 1).
+_PROBE_ROW = {
+    "seq": 0,
+    "kind": "probe",
+    "created_at": "",
+    "payload": "{}",
+    "prev_hash": "",
+    "hash": "",
+}
+
+
 class _Probe(Exception):
-    """Raised inside a write transaction to roll it back after taking the lock."""
+    """Raised inside a write transaction to roll back the probe row written in it."""
 
 
 @dataclass
@@ -61,10 +75,15 @@ class AppState:
         return enabled
 
     def audit_writable(self) -> bool:
-        """Whether the audit store grants a write lock now (nothing is written)."""
+        """Whether the audit store takes a write now: a probe row is inserted, then rolled back.
+
+        Taking a write lock proves little: SQLite grants one on a read-only file, and PostgreSQL
+        lets a role without INSERT begin a transaction; only the write itself fails.
+        """
+        probe = {**_PROBE_ROW, "record_id": str(uuid.uuid4())}
         try:
             with write_transaction(self.audit.engine) as conn:
-                conn.exec_driver_sql("SELECT 1")
+                conn.execute(sa.insert(audit_records).values(probe))
                 raise _Probe
         except _Probe:
             return True

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
+from pydantic import AwareDatetime
 
 from riskscreen.casework import NotFound, replay
 from service.deps import Auditor, State
-from service.openapi import AUTH, INVALID, NOT_FOUND, UNAVAILABLE, Responses
+from service.openapi import AUTH, INVALID, NOT_FOUND, UNAVAILABLE, UNEXPLAINED, Responses
 from service.schemas import AuditPage, AuditRecordOut, FieldCheck, ReplayResponse, VerifyResponse
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
@@ -20,10 +20,11 @@ _AUTH: Responses = {**AUTH, **UNAVAILABLE}
 def list_records(
     _: Auditor,
     state: State,
+    response: Response,
     since: Annotated[
-        datetime | None, Query(description="Inclusive, ISO 8601 with time zone")
+        AwareDatetime | None, Query(description="Inclusive, ISO 8601 with time zone")
     ] = None,
-    until: Annotated[datetime | None, Query(description="Exclusive")] = None,
+    until: Annotated[AwareDatetime | None, Query(description="Exclusive, with time zone")] = None,
     model_version: Annotated[str | None, Query(max_length=20)] = None,
     after_seq: Annotated[int | None, Query(ge=0)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
@@ -32,6 +33,7 @@ def list_records(
     rows = state.audit.list(
         since=since, until=until, model_version=model_version, after_seq=after_seq, limit=limit
     )
+    response.headers["Cache-Control"] = "no-store"  # payloads hold scores and intake data
     records = [
         AuditRecordOut(
             seq=r.seq,
@@ -63,14 +65,17 @@ def verify(_: Auditor, state: State) -> VerifyResponse:
 
 
 @router.get(
-    "/records/{record_id}/replay", response_model=ReplayResponse, responses={**_AUTH, **NOT_FOUND}
+    "/records/{record_id}/replay",
+    response_model=ReplayResponse,
+    responses={**_AUTH, **NOT_FOUND, **UNEXPLAINED},
 )
-def replay_record(record_id: str, _: Auditor, state: State) -> ReplayResponse:
+def replay_record(record_id: str, _: Auditor, state: State, response: Response) -> ReplayResponse:
     """Recompute a logged score from the registered model version it names, field by field."""
     record = state.audit.get(record_id)
     if record is None or record.kind != "score":
         raise NotFound(record_id)
     checks = replay(record, state.model_version)
+    response.headers["Cache-Control"] = "no-store"
     return ReplayResponse(
         record_id=record_id,
         model_version=str(record.payload["model"]["version"]),

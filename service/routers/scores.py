@@ -18,7 +18,15 @@ from riskscreen.casework import (
 from riskscreen.explain import Lang
 from riskscreen.scoring import ScoreResult
 from service.deps import CaseManager, CaseManagerOrAuditor, Language, State
-from service.openapi import AUTH, INVALID, NOT_FOUND, TOO_LARGE, UNAVAILABLE, Responses
+from service.openapi import (
+    AUTH,
+    INVALID,
+    NOT_FOUND,
+    TOO_LARGE,
+    UNAVAILABLE,
+    UNEXPLAINED,
+    Responses,
+)
 from service.schemas import (
     BatchRequest,
     BatchResponse,
@@ -30,7 +38,7 @@ from service.schemas import (
 
 router = APIRouter(prefix="/v1/scores", tags=["scores"])
 NO_STORE = {"Cache-Control": "no-store"}
-_SCORING: Responses = {**AUTH, **TOO_LARGE, **INVALID, **UNAVAILABLE}
+_SCORING: Responses = {**AUTH, **TOO_LARGE, **INVALID, **UNAVAILABLE, **UNEXPLAINED}
 
 
 def _response(
@@ -115,7 +123,8 @@ def read_score(
     record = visible_score(state.audit, key, score_id)
     response.headers.update(NO_STORE)
     version = str(record.payload["model"]["version"])
-    return _response(record, result_from_record(record), lang, _model_info(state, version))
+    fields = state.model_version(version).bundle.spec.fields
+    return _response(record, result_from_record(record, fields), lang, _model_info(state, version))
 
 
 @router.post(

@@ -9,7 +9,7 @@ region of origin travel beside the inputs under `audit_attributes`, never into t
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -108,10 +108,15 @@ def visible_score(store: AuditStore, key: ApiKey, score_id: str) -> AuditRecord:
     return record
 
 
-def result_from_record(record: AuditRecord) -> ScoreResult:
-    """Rebuild the served result from its audit record (for reading a score back)."""
+def result_from_record(record: AuditRecord, fields: Sequence[str]) -> ScoreResult:
+    """Rebuild the served result from its audit record (for reading a score back).
+
+    The record stores contributions as a JSON object with sorted keys; `fields` (the model's
+    feature order) restores the served order: by size, ties as `Scorer.score` breaks them.
+    """
     payload = record.payload
     out = payload["outputs"]
+    stored = out["contributions"]
     return ScoreResult(
         probability=out["probability"],
         log_odds=out["log_odds"],
@@ -120,7 +125,8 @@ def result_from_record(record: AuditRecord) -> ScoreResult:
         flagged=out["flagged"],
         threshold=out["threshold"],
         contributions=tuple(
-            FieldContribution(f, payload["inputs"][f], c) for f, c in out["contributions"].items()
+            FieldContribution(f, payload["inputs"][f], stored[f])
+            for f in sorted(fields, key=lambda f: -abs(stored[f]))
         ),
     )
 

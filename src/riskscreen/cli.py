@@ -134,13 +134,15 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(audit_app, name="audit")
 
 
-def _stores() -> tuple[AuditStore, KeyStore]:
+def _stores(ctx: typer.Context) -> tuple[AuditStore, KeyStore]:
+    """The audit log and key store (one engine), closed when the command's context closes."""
     from riskscreen.audit import AuditStore
     from riskscreen.keys import KeyStore
 
     settings = _settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     audit = AuditStore.from_url(settings.resolved_audit_url)
+    ctx.call_on_close(audit.close)
     audit.create_schema()
     keys = KeyStore(audit.engine)
     keys.create_schema()
@@ -149,6 +151,7 @@ def _stores() -> tuple[AuditStore, KeyStore]:
 
 @keys_app.command("create")
 def keys_create(
+    ctx: typer.Context,
     role: Annotated[str, typer.Option(help="case_manager, auditor or admin")],
     name: Annotated[str, typer.Option(help="Who or what holds the key (no personal data needed).")],
 ) -> None:
@@ -157,7 +160,7 @@ def keys_create(
 
     if role not in ROLES:
         raise typer.BadParameter(f"role must be one of {', '.join(ROLES)}", param_hint="--role")
-    audit, keys = _stores()
+    audit, keys = _stores(ctx)
     key, token = keys.create(role, name)
     audit.append("key_created", key.as_payload())
     typer.echo(f"key {key.key_id} ({key.role}, {key.name}); the token is shown only now:")
@@ -165,9 +168,9 @@ def keys_create(
 
 
 @keys_app.command("list")
-def keys_list() -> None:
+def keys_list(ctx: typer.Context) -> None:
     """Every key with its role and whether it is revoked (never a secret)."""
-    _, keys = _stores()
+    _, keys = _stores(ctx)
     for key in keys.list():
         state = f"revoked {key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "active"
         typer.echo(f"{key.key_id}  {key.role:12s}  {state:24s}  {key.name}")
@@ -175,10 +178,11 @@ def keys_list() -> None:
 
 @keys_app.command("revoke")
 def keys_revoke(
+    ctx: typer.Context,
     key_id: Annotated[str, typer.Argument(help="The key id shown by `keys list`.")],
 ) -> None:
     """Revoke a key at once; its token stops working on the next request."""
-    audit, keys = _stores()
+    audit, keys = _stores(ctx)
     key = keys.revoke(key_id)
     if key is None:
         typer.echo(f"no key {key_id}", err=True)
@@ -189,11 +193,12 @@ def keys_revoke(
 
 @audit_app.command("verify")
 def audit_verify(
+    ctx: typer.Context,
     head_seq: Annotated[int | None, typer.Option(help="A published head's position.")] = None,
     head_hash: Annotated[str | None, typer.Option(help="A published head's hash.")] = None,
 ) -> None:
     """Walk the hash chain; exit 1 at the first broken link (and say where)."""
-    audit, _ = _stores()
+    audit, _ = _stores(ctx)
     expected = (head_seq, head_hash) if head_seq is not None and head_hash else None
     result = audit.verify(expected_head=expected)
     if not result.ok:
@@ -209,6 +214,7 @@ def audit_verify(
 
 @audit_app.command("replay")
 def audit_replay(
+    ctx: typer.Context,
     record_id: Annotated[str | None, typer.Option("--id", help="One score record.")] = None,
     all_records: Annotated[bool, typer.Option("--all", help="Every score record.")] = False,
 ) -> None:
@@ -221,7 +227,7 @@ def audit_replay(
 
     if bool(record_id) == all_records:
         raise typer.BadParameter("give either --id ID or --all")
-    audit, _ = _stores()
+    audit, _ = _stores(ctx)
     settings = _settings()
     cache: dict[str, LoadedModel] = {}
 
@@ -258,12 +264,13 @@ def _all_scores(audit: AuditStore) -> list[AuditRecord]:
 
 @audit_app.command("export")
 def audit_export(
+    ctx: typer.Context,
     output: Annotated[Path, typer.Option(help="JSON Lines file to write.")],
 ) -> None:
     """Write every record, hashes included, as JSON Lines for an external auditor."""
     import json
 
-    audit, _ = _stores()
+    audit, _ = _stores(ctx)
     count, after = 0, None
     with output.open("w") as fh:
         while page := audit.list(after_seq=after, limit=1000):
@@ -321,6 +328,7 @@ def serve(
 
 @app.command()
 def run(
+    ctx: typer.Context,
     host: Annotated[str, typer.Option()] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
 ) -> None:
@@ -342,7 +350,7 @@ def run(
         if not registration.champion:
             typer.echo("the trained model failed its gates; nothing to serve", err=True)
             raise typer.Exit(code=2) from None
-    audit, keys = _stores()
+    audit, keys = _stores(ctx)
     if keys.count(include_revoked=True) == 0:
         key, token = keys.create("case_manager", "demo case manager")
         audit.append("key_created", key.as_payload())

@@ -10,8 +10,9 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
-from riskscreen.db import write_transaction
+from riskscreen.db import StoreUnavailable, grant_table, write_transaction
 
 metadata = sa.MetaData()
 scoring_switch = sa.Table(
@@ -33,8 +34,12 @@ class ScoringSwitchStore:
 
     def state(self) -> tuple[bool, datetime | None]:
         """(enabled, when it last changed); scoring is on until someone switches it off."""
-        with self._engine.connect() as conn:
-            row = conn.execute(sa.select(scoring_switch).where(scoring_switch.c.id == 1)).first()
+        try:
+            with self._engine.connect() as conn:
+                query = sa.select(scoring_switch).where(scoring_switch.c.id == 1)
+                row = conn.execute(query).first()
+        except SQLAlchemyError as exc:
+            raise StoreUnavailable("the scoring switch could not be read") from exc
         if row is None:
             return True, None
         return bool(row.enabled), datetime.fromisoformat(row.changed_at)
@@ -42,10 +47,22 @@ class ScoringSwitchStore:
     def set(self, enabled: bool, key_id: str) -> datetime:
         now = datetime.now(UTC)
         values = {"enabled": enabled, "changed_at": now.isoformat(), "changed_by": key_id}
-        with write_transaction(self._engine) as conn:
-            updated = conn.execute(
-                sa.update(scoring_switch).where(scoring_switch.c.id == 1).values(**values)
-            ).rowcount
-            if not updated:
-                conn.execute(sa.insert(scoring_switch).values(id=1, **values))
+        try:
+            with write_transaction(self._engine) as conn:
+                updated = conn.execute(
+                    sa.update(scoring_switch).where(scoring_switch.c.id == 1).values(**values)
+                ).rowcount
+                if not updated:
+                    conn.execute(sa.insert(scoring_switch).values(id=1, **values))
+        except SQLAlchemyError as exc:
+            raise StoreUnavailable("the scoring switch could not be written") from exc
         return now
+
+
+def grant_service_role(engine: Engine, role_name: str) -> None:
+    """Let the service's PostgreSQL role read the switch and let its admins flip it.
+
+    Without this, a service role holding only the audit and key grants cannot even read whether
+    scoring is on, so it could not score at all.
+    """
+    grant_table(engine, role_name, "scoring_switch", "SELECT, INSERT, UPDATE")

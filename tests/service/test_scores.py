@@ -1,0 +1,214 @@
+"""What a served score says: every field, exact additivity, banding, language, no caching."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytest
+from http_support import Service
+
+from riskscreen.casework import NOTICE
+from riskscreen.schema import FIELDS_BY_NAME, GROUPS_BY_NAME
+
+ISSUE_FIELDS = {
+    "score_id",
+    "case_ref",
+    "probability",
+    "log_odds",
+    "base_log_odds",
+    "band",
+    "flagged",
+    "threshold",
+    "contributions",
+    "reasons",
+    "model",
+    "audit_record_id",
+    "notice",
+}
+VERBS = {"en": ("raised the risk", "lowered the risk"), "sv": ("höjde risken", "sänkte risken")}
+
+
+@pytest.fixture(scope="module")
+def model_info(service: Service) -> dict[str, Any]:
+    response = service.client.get("/v1/model", headers=service.auth("cm"))
+    assert response.status_code == 200
+    info: dict[str, Any] = response.json()
+    return info
+
+
+@pytest.fixture(scope="module")
+def batch(service: Service, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """60 scores in English, served in one batch."""
+    response = service.client.post(
+        "/v1/scores/batch",
+        json={"records": bodies[:60]},
+        headers=service.auth("cm"),
+        params={"lang": "en"},
+    )
+    assert response.status_code == 201, response.text
+    scores: list[dict[str, Any]] = response.json()["scores"]
+    return scores
+
+
+def test_a_score_carries_every_promised_field(
+    service: Service, bodies: list[dict[str, Any]], model_info: dict[str, Any]
+) -> None:
+    score = service.score(bodies[0], params={"lang": "en"})
+    assert set(score) >= ISSUE_FIELDS
+    assert score["case_ref"] == bodies[0]["case_ref"]
+    assert score["audit_record_id"] == score["score_id"]
+    assert score["notice"] == NOTICE["en"]
+    assert score["model"] == {
+        "name": "riskscreen",
+        "version": model_info["version"],
+        "data_kind": "synthetic",
+        "trained_at": model_info["trained_at"],
+    }
+    record = service.state.audit.get(score["score_id"])
+    assert record is not None and record.kind == "score"
+    assert record.payload["outputs"]["probability"] == score["probability"]
+    assert record.payload["model"]["artifact_sha256"] == model_info["artifact_sha256"]
+
+
+def test_contributions_add_up_to_the_served_log_odds(
+    batch: list[dict[str, Any]], model_info: dict[str, Any]
+) -> None:
+    features = [f["field"] for f in model_info["features"]]
+    for score in batch:
+        contributions = [c["contribution"] for c in score["contributions"]]
+        assert score["base_log_odds"] + math.fsum(contributions) == pytest.approx(
+            score["log_odds"], abs=1e-6
+        )
+        assert score["probability"] == pytest.approx(
+            1 / (1 + math.exp(-score["log_odds"])), rel=1e-12, abs=0
+        )
+        assert sorted(c["field"] for c in score["contributions"]) == sorted(features)
+        sizes = [abs(c) for c in contributions]
+        assert sizes == sorted(sizes, reverse=True)
+
+
+def test_flag_and_band_follow_the_thresholds(
+    batch: list[dict[str, Any]], model_info: dict[str, Any]
+) -> None:
+    flag, elevated = model_info["threshold"], model_info["elevated_threshold"]
+    assert 0 < elevated < flag < 1
+    for score in batch:
+        p = score["probability"]
+        assert score["threshold"] == flag
+        assert score["flagged"] == (p >= flag)
+        assert score["band"] == ("high" if p >= flag else "elevated" if p >= elevated else "low")
+    assert {s["band"] for s in batch} == {"low", "elevated", "high"}
+
+
+def test_contribution_values_and_labels_come_from_the_intake(
+    batch: list[dict[str, Any]], bodies: list[dict[str, Any]]
+) -> None:
+    for score, body in zip(batch, bodies, strict=False):
+        for c in score["contributions"]:
+            assert c["value"] == body["intake"][c["field"]]
+            assert c["label"] == FIELDS_BY_NAME[c["field"]].label_en
+
+
+def _group_sums(score: dict[str, Any]) -> dict[str, float]:
+    sums: dict[str, float] = {}
+    for c in score["contributions"]:
+        group = FIELDS_BY_NAME[c["field"]].group
+        sums[group] = sums.get(group, 0.0) + c["contribution"]
+    return sums
+
+
+def _group_label(group: str, lang: str) -> str:
+    return GROUPS_BY_NAME[group].label_sv if lang == "sv" else GROUPS_BY_NAME[group].label_en
+
+
+def _check_reasons(score: dict[str, Any], lang: str) -> None:
+    """Each sentence names a group and the direction its summed contribution pushes."""
+    sums = _group_sums(score)
+    assert score["reasons"], score
+    up, down = VERBS[lang]
+    for sentence in score["reasons"]:
+        group = max(
+            (g for g in sums if sentence.startswith(_group_label(g, lang) + " ")),
+            key=lambda g: len(_group_label(g, lang)),
+        )
+        assert sentence.startswith(f"{_group_label(group, lang)} {up if sums[group] > 0 else down}")
+
+
+@pytest.mark.parametrize(
+    ("params", "headers", "lang"),
+    [
+        ({"lang": "sv"}, {}, "sv"),
+        ({"lang": "en"}, {}, "en"),
+        ({}, {"Accept-Language": "sv-SE,sv;q=0.9,en;q=0.8"}, "sv"),
+        ({}, {"Accept-Language": "en-GB,en;q=0.9"}, "en"),
+        ({}, {"Accept-Language": "de-DE, en;q=0.5"}, "en"),
+        ({"lang": "sv"}, {"Accept-Language": "en"}, "sv"),
+        ({}, {}, "sv"),
+    ],
+)
+def test_reasons_in_swedish_or_english(
+    service: Service,
+    bodies: list[dict[str, Any]],
+    params: dict[str, str],
+    headers: dict[str, str],
+    lang: str,
+) -> None:
+    response = service.client.post(
+        "/v1/scores", json=bodies[1], params=params, headers={**service.auth("cm"), **headers}
+    )
+    assert response.status_code == 201
+    score = response.json()
+    assert score["lang"] == lang and score["notice"] == NOTICE[lang]
+    _check_reasons(score, lang)
+    other = "en" if lang == "sv" else "sv"
+    assert not any(v in s for s in score["reasons"] for v in VERBS[other])
+    for c in score["contributions"]:
+        field = FIELDS_BY_NAME[c["field"]]
+        assert c["label"] == (field.label_sv if lang == "sv" else field.label_en)
+
+
+def test_an_unknown_language_is_422(service: Service, bodies: list[dict[str, Any]]) -> None:
+    response = service.client.post(
+        "/v1/scores", json=bodies[1], params={"lang": "de"}, headers=service.auth("cm")
+    )
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "query.lang"
+
+
+@pytest.mark.parametrize("lang", ["sv", "en"])
+def test_a_score_reads_back_exactly_as_it_was_served(
+    service: Service, bodies: list[dict[str, Any]], lang: str
+) -> None:
+    served = [service.score(b, params={"lang": lang}) for b in bodies[20:30]]
+    for score in served:
+        for who in ("cm", "auditor"):
+            again = service.client.get(
+                f"/v1/scores/{score['score_id']}", params={"lang": lang}, headers=service.auth(who)
+            )
+            assert again.status_code == 200
+            assert again.json() == score
+
+
+def test_every_response_carrying_a_score_is_not_cached(
+    service: Service, bodies: list[dict[str, Any]]
+) -> None:
+    cm, auditor = service.auth("cm"), service.auth("auditor")
+    created = service.client.post("/v1/scores", json=bodies[2], headers=cm)
+    score_id = created.json()["score_id"]
+    responses = {
+        "score": created,
+        "batch": service.client.post("/v1/scores/batch", json={"records": bodies[3:5]}, headers=cm),
+        "read (owner)": service.client.get(f"/v1/scores/{score_id}", headers=cm),
+        "read (auditor)": service.client.get(f"/v1/scores/{score_id}", headers=auditor),
+        "decision": service.client.post(
+            f"/v1/scores/{score_id}/decision",
+            json={"support": "usual", "agrees_with_flag": True, "reason_code": "other"},
+            headers=cm,
+        ),
+        "audit records": service.client.get("/v1/audit/records", headers=auditor),
+        "replay": service.client.get(f"/v1/audit/records/{score_id}/replay", headers=auditor),
+    }
+    for name, response in responses.items():
+        assert response.status_code in (200, 201), (name, response.text)
+        assert response.headers.get("cache-control") == "no-store", name

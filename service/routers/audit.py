@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
-from pydantic import AwareDatetime
 
 from riskscreen.casework import NotFound, replay
-from service.deps import Auditor, State
+from service.deps import Auditor, Instant, RecordId, State
 from service.openapi import AUTH, INVALID, NOT_FOUND, UNAVAILABLE, UNEXPLAINED, Responses
 from service.schemas import AuditPage, AuditRecordOut, FieldCheck, ReplayResponse, VerifyResponse
 
@@ -22,11 +21,13 @@ def list_records(
     state: State,
     response: Response,
     since: Annotated[
-        AwareDatetime | None, Query(description="Inclusive, ISO 8601 with time zone")
+        Instant | None, Query(description="Inclusive, RFC 3339 with time zone")
     ] = None,
-    until: Annotated[AwareDatetime | None, Query(description="Exclusive, with time zone")] = None,
-    model_version: Annotated[str | None, Query(max_length=20)] = None,
-    after_seq: Annotated[int | None, Query(ge=0)] = None,
+    until: Annotated[
+        Instant | None, Query(description="Exclusive, RFC 3339 with time zone")
+    ] = None,
+    model_version: Annotated[str | None, Query(pattern=r"^[0-9]{1,20}$")] = None,
+    after_seq: Annotated[int | None, Query(ge=0, le=2**63 - 1)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> AuditPage:
     """Records in log order, filtered by time and model version; page with `after_seq`."""
@@ -65,11 +66,13 @@ def verify(_: Auditor, state: State) -> VerifyResponse:
 
 
 @router.get(
-    "/records/{record_id}/replay",
+    "/records/{record_id:uuid}/replay",
     response_model=ReplayResponse,
     responses={**_AUTH, **NOT_FOUND, **UNEXPLAINED},
 )
-def replay_record(record_id: str, _: Auditor, state: State, response: Response) -> ReplayResponse:
+def replay_record(
+    record_id: RecordId, _: Auditor, state: State, response: Response
+) -> ReplayResponse:
     """Recompute a logged score from the registered model version it names, field by field."""
     record = state.audit.get(record_id)
     if record is None or record.kind != "score":

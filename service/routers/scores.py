@@ -17,7 +17,7 @@ from riskscreen.casework import (
 )
 from riskscreen.explain import Lang
 from riskscreen.scoring import ScoreResult
-from service.deps import CaseManager, CaseManagerOrAuditor, Language, State
+from service.deps import CaseManager, CaseManagerOrAuditor, Language, RecordId, State
 from service.openapi import (
     AUTH,
     INVALID,
@@ -115,9 +115,11 @@ def create_scores(
     )
 
 
-@router.get("/{score_id}", response_model=ScoreResponse, responses={**AUTH, **NOT_FOUND, **INVALID})
+@router.get(
+    "/{score_id:uuid}", response_model=ScoreResponse, responses={**AUTH, **NOT_FOUND, **INVALID}
+)
 def read_score(
-    score_id: str, key: CaseManagerOrAuditor, state: State, lang: Language, response: Response
+    score_id: RecordId, key: CaseManagerOrAuditor, state: State, lang: Language, response: Response
 ) -> ScoreResponse:
     """A score as it was served; its owner or an auditor may read it."""
     record = visible_score(state.audit, key, score_id)
@@ -128,13 +130,13 @@ def read_score(
 
 
 @router.post(
-    "/{score_id}/decision",
+    "/{score_id:uuid}/decision",
     response_model=DecisionResponse,
     status_code=201,
     responses={**AUTH, **NOT_FOUND, **TOO_LARGE, **INVALID, **UNAVAILABLE},
 )
 def decide(
-    score_id: str, body: DecisionRequest, key: CaseManager, state: State, response: Response
+    score_id: RecordId, body: DecisionRequest, key: CaseManager, state: State, response: Response
 ) -> DecisionResponse:
     """Record the case manager's own decision beside the score (its owner only)."""
     record = record_decision(

@@ -6,6 +6,7 @@ Heavy libraries are imported inside the commands so that `riskscreen --help` sta
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -316,6 +317,9 @@ def serve(
         raise typer.Exit(code=1) from exc
     from riskscreen.logs import service_log_config
 
+    # Each process takes 1/workers of the per-key rate limit (service/limits.py); an operator
+    # running several hosts sets the total number of processes instead.
+    os.environ.setdefault("RISKSCREEN_WORKERS", str(workers))
     uvicorn.run(
         "service.main:app",
         host=host,

@@ -23,7 +23,8 @@ class Settings(BaseSettings):
     audit_url: str | None = None
     model_name: str = "riskscreen"
     model_alias: str = "champion"
-    max_body_bytes: int = 64_000
+    # A full batch (100 records, longest values, pretty-printed) is about 100 kB.
+    max_body_bytes: int = Field(default=256_000, ge=1024)
     # Admission control (service/limits.py): per key, per process ÷ workers; 503 past capacity.
     rate_limit_per_minute: int = Field(default=600, ge=1)
     rate_limit_burst: int = Field(default=60, ge=1)

@@ -20,6 +20,19 @@ if TYPE_CHECKING:
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 
 
+@app.callback(help=__doc__)
+def _entry() -> None:
+    """Process defaults for every command, set before any numeric library is imported.
+
+    OpenMP threads that spin while waiting make LightGBM 3-4x slower on a shared 2-core machine
+    (measured: 300 trees on 170k rows, 14 s against 3-4 s); passive waiting costs nothing
+    when the cores are free.
+    """
+    import os
+
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
 def _configure_logging() -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"

@@ -28,6 +28,10 @@ lint: install
 	$(VENV)/bin/ruff check src service tests bench
 	$(VENV)/bin/mypy
 
+# The reliability tier with every count raised (seed printed); see tests/reliability/README.md.
+stress: install
+	bash scripts/stress $(ARGS)
+
 bench: install
 	$(PY) -m bench $(ARGS)
 

@@ -1,0 +1,180 @@
+"""Smoke test of the benchmark harness's pure pieces (no servers, no HTTP, a few seconds).
+
+The benchmark itself (`python -m bench`) is not a test: speed targets live in its results.
+This only keeps its arithmetic, its tables and one in-process breakdown working.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bench import report
+from bench.breakdown import _Ctx, component_steps, fsync_probe_ms, steps_table
+from bench.loadgen import wrk_script
+from bench.run import summarise_batch
+from bench.stats import alternate, paired_ratios, percentile, ratio_summary, summarise
+from bench.training import stages
+from riskscreen.bundle import Calibration, ModelBundle, Thresholds
+from riskscreen.config import ModelConfig, TreeCandidate
+from riskscreen.features import FeatureSpec, encode_frame
+from riskscreen.registry import LoadedModel
+from riskscreen.schema import DEFAULT_FEATURES
+from riskscreen.synth import generate_cohort
+from riskscreen.train import fit_trees
+
+
+def test_summaries_and_paired_ratios() -> None:
+    s = summarise([3.0, 1.0, 2.0, math.nan])
+    assert (s.median, s.min, s.max, s.n) == (2.0, 1.0, 3.0, 3)
+    assert summarise([]).n == 0
+    assert percentile([1, 2, 3, 4, 5], 50) == 3
+    assert percentile([0, 10], 99) == pytest.approx(9.9)
+    assert paired_ratios([2, 4, 6], [1, 0, 3]) == [2.0, 2.0]
+    r = ratio_summary([1.0, 3.0], [2.0, 2.0])
+    assert (r.median, r.min, r.max) == (1.0, 0.5, 1.5)
+    assert alternate(["a", "b", "c"], 1) == ["b", "c", "a"]
+    assert alternate(["a", "b", "c"], 3) == ["a", "b", "c"]
+    assert s.scaled(-1).min == -3.0
+
+
+def test_verdicts_say_by_how_much() -> None:
+    assert report.check("x", 0.1, "≤", 0.2).text == "met"
+    missed = report.check("x", 0.5, "≤", 0.2)
+    assert missed.met is False and missed.text.startswith("missed by 0.3 (2.5× off)")
+    assert report.check("y", 5.0, "≥", 10).text.startswith("missed by 5 (2.0× off)")
+    assert report.check("z", None, "≥", 1).text == "not measured"
+    assert report.fmt(12345.6) == "12,346" and report.fmt(0.0123) == "0.0123"
+    md = report.table(["a", "b"], [[1, 2]])
+    assert md.splitlines() == ["| a | b |", "|---|---|", "| 1 | 2 |"]
+
+
+def _summary(v: float) -> dict[str, float]:
+    return {"median": v, "min": v, "max": v, "n": 3}
+
+
+def test_verdicts_from_results_and_markdown() -> None:
+    results = {
+        "mode": "quick",
+        "params": {"rounds": 3, "http_seconds": 1, "max_requests": 10, "batch_sizes": [10]},
+        "machine": {
+            "time_utc": "t",
+            "nproc": 2,
+            "cpu_model": "cpu",
+            "memory_gib": 1,
+            "python": "3.11",
+            "load_average_start": [0.0],
+            "packages": {"numpy": "2"},
+            "env": {},
+            "wrk": None,
+        },
+        "http": {
+            "generator": "wrk",
+            "summary": {
+                "w1 c1": {
+                    "riskscreen": {
+                        "p50_ms": _summary(1),
+                        "p99_ms": _summary(2),
+                        "rps": _summary(900),
+                        "errors": 0,
+                        "requests": 2700,
+                        "hit_request_bound": False,
+                        "client_cpu_us_per_request": _summary(20),
+                        "server_cpu_us_per_request": _summary(800),
+                    }
+                }
+            },
+            "ratios": {
+                "w1 c1": {"riskscreen/mlflow p50": _summary(0.1)},
+                "w1 c8": {
+                    "riskscreen/mlflow rps": _summary(12),
+                    "riskscreen/noop rps": _summary(0.2),
+                },
+            },
+        },
+        "training": {"default": {"wall_seconds": 75.0, "stages": []}},
+    }
+    v = {x.target: x for x in report.verdicts(results)}
+    assert v["HTTP p50 riskscreen / mlflow serve, w1 c1"].met
+    assert v["HTTP requests/s riskscreen / mlflow serve, w1 c8"].met
+    assert v["HTTP requests/s riskscreen / no-op ceiling, w1 c8"].text.startswith("missed by 0.2")
+    assert v["default training wall time (s)"].text.startswith("missed by 15")
+    results["verdicts"] = [x.as_dict() for x in v.values()]
+    text = report.markdown(results)
+    assert "## Targets (issue 5)" in text and "missed by 15" in text
+
+
+def test_batch_summary_pairs_rounds() -> None:
+    raw = {
+        "sizes": [10],
+        "timing": {
+            "2": {
+                "seconds": {
+                    "riskscreen/10": [1.0, 2.0],
+                    "naive/10": [3.0, 4.0],
+                    "proto/10": [0.5, 1.0],
+                },
+                "max_abs_gap": {"naive-riskscreen/10": 1e-16},
+            }
+        },
+    }
+    s = summarise_batch(raw)
+    assert s["rows_per_s"]["riskscreen/10/2"]["median"] == pytest.approx(7.5)
+    assert s["ratio_vs_naive"]["10/2"]["median"] == pytest.approx(2.5)  # (3 + 2) / 2
+    assert s["proto_vs_riskscreen"]["10/2"]["min"] == 2.0
+
+
+def test_wrk_script_quotes_bodies_and_bounds_requests() -> None:
+    script = wrk_script([b'{"a": "]]"}', b'{"b": "]=]"}'], {"Authorization": "Bearer t"}, 201, 7)
+    assert '[==[{"b": "]=]"}]==]' in script and "local bound = 7" in script
+    assert 'wrk.headers["Authorization"] = "Bearer t"' in script
+
+
+def test_training_stages_parse_the_printed_steps() -> None:
+    text = "[  0.0s] loading data\nnoise\n[  1.5s] fitting\n[ 10.0s] done\n"
+    got = stages(text, wall=12.0)
+    assert [s["seconds"] for s in got] == [2.0, 1.5, 8.5, 0.0]
+
+
+@pytest.fixture(scope="module")
+def tiny_model() -> LoadedModel:
+    """A small real LightGBM model with categorical and numeric splits (under a second)."""
+    spec = FeatureSpec(DEFAULT_FEATURES)
+    intake = generate_cohort(4000, 3).intake
+    x = encode_frame(intake, spec)
+    rng = np.random.default_rng(0)
+    logit = 0.05 * (x[:, 0] - 40) - 0.1 * x[:, 2] + 0.3 * (x[:, 1] == 1)
+    y = (rng.random(len(x)) < 1 / (1 + np.exp(-logit))).astype(float)
+    cfg = ModelConfig(num_threads=1)
+    booster = fit_trees(x, y, np.ones(len(x)), spec, cfg, TreeCandidate(num_trees=30, num_leaves=7))
+    bundle = ModelBundle(booster, spec, Calibration(0.9, -0.1), Thresholds(0.6, 0.45))
+    return LoadedModel(bundle, "riskscreen", "1", "0" * 64, {})
+
+
+def test_leaf_tables_equal_lightgbm(tiny_model: LoadedModel) -> None:
+    from bench.fast_treeshap import LeafTableExplainer, max_abs_diff
+
+    booster = tiny_model.bundle.booster
+    x = encode_frame(generate_cohort(500, 4).intake, tiny_model.bundle.spec)
+    x[::7, 6] = np.nan  # missing categories go where LightGBM sends them
+    gaps = max_abs_diff(LeafTableExplainer(booster), booster, x)
+    assert gaps["contrib"] < 1e-12 and gaps["raw"] < 1e-12 and gaps["additivity"] < 1e-9
+
+
+def test_one_in_process_breakdown(tiny_model: LoadedModel, tmp_path: Path) -> None:
+    from bench.records import intake_records, score_body
+
+    ctx = _Ctx(tiny_model, tmp_path, score_body(intake_records(3)[1]))
+    try:
+        steps = component_steps(ctx, n=50)
+    finally:
+        ctx.close()
+    names = [s.name for s in steps]
+    assert any(n.startswith("explain") for n in names) and any("audit commit" in n for n in names)
+    assert all(s.current_us > 0 for s in steps)
+    rows = steps_table([s.__dict__ for s in steps])
+    assert len(rows) == len(steps) and rows[0][0].startswith("validate")
+    assert fsync_probe_ms(tmp_path, n=3)["p50_ms"] >= 0

@@ -6,7 +6,9 @@ Imported by module name (tests/reliability is on sys.path under pytest's default
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -125,6 +127,27 @@ def audit_record_ids(url: str, kind: str | None = None) -> list[str]:
             return [r[0] for r in rows]
     finally:
         engine.dispose()
+
+
+def wait_until_logging(url: str, prefixes: list[str], after: int, timeout: float = 60.0) -> None:
+    """Wait until every case_ref prefix has a record past `after` rows: all those requests are
+    being processed, so a signal sent now finds them in flight."""
+    engine = sa.create_engine(url)
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            with engine.connect() as conn:
+                rows = conn.execute(
+                    sa.text("SELECT payload FROM audit_records WHERE seq > :after"),
+                    {"after": after},
+                )
+                refs = [json.loads(r[0]).get("case_ref", "") for r in rows]
+            if all(any(ref.startswith(p) for ref in refs) for p in prefixes):
+                return
+            time.sleep(0.01)
+    finally:
+        engine.dispose()
+    raise TimeoutError(f"not every request of {prefixes} reached the log in {timeout} s")
 
 
 def verify_chain(url: str) -> tuple[bool, int, str | None]:

@@ -30,7 +30,14 @@ import pytest
 import sqlalchemy as sa
 from reliability_budget import Budget
 from reliability_servers import Served, command_server, free_port, riskscreen_cli, server_env
-from reliability_support import add_keys, audit_record_ids, score_body, sqlite_url, verify_chain
+from reliability_support import (
+    add_keys,
+    audit_record_ids,
+    score_body,
+    sqlite_url,
+    verify_chain,
+    wait_until_logging,
+)
 
 from riskscreen import audit, keys
 from riskscreen.audit import AuditStore
@@ -124,22 +131,22 @@ def _check_chain(url: str, out: Written, records: int) -> None:
 
 def _sigterm_drains(server: Served, url: str, token: str) -> int:
     """SIGTERM to the supervisor while batches are in flight: every batch is answered."""
-    batch = {"records": [body(10**6 + i) for i in range(100)]}
     auth = {"Authorization": f"Bearer {token}"}
     before = len(audit_record_ids(url))
     results: list[tuple[int, list[str]]] = []
     lock = threading.Lock()
 
-    def send() -> None:
+    def send(n: int) -> None:
+        batch = {"records": [score_body(f"term{n}-{i:03d}") for i in range(100)]}
         r = httpx.post(f"{server.base_url}/v1/scores/batch", json=batch, headers=auth, timeout=60)
         ids = [s["score_id"] for s in r.json()["scores"]] if r.status_code == 201 else []
         with lock:
             results.append((r.status_code, ids))
 
-    senders = [threading.Thread(target=send) for _ in range(4)]
+    senders = [threading.Thread(target=send, args=(n,)) for n in range(4)]
     for t in senders:
         t.start()
-    time.sleep(0.2)  # all four are being read or scored now
+    wait_until_logging(url, [f"term{n}-" for n in range(4)], after=before)
     server.proc.send_signal(signal.SIGTERM)
     for t in senders:
         t.join(60)

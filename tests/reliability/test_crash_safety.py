@@ -25,7 +25,14 @@ import pytest
 import sqlalchemy as sa
 from reliability_budget import Budget
 from reliability_servers import Load, Zygote, clients, hammer, server_env
-from reliability_support import add_keys, audit_record_ids, score_body, sqlite_url, verify_chain
+from reliability_support import (
+    add_keys,
+    audit_record_ids,
+    score_body,
+    sqlite_url,
+    verify_chain,
+    wait_until_logging,
+)
 
 from riskscreen.audit import AuditStore
 from riskscreen.keys import KeyStore
@@ -166,22 +173,22 @@ def test_sigterm_lets_requests_in_flight_finish(
     url = sqlite_url(tmp_path)
     tokens = _prepare(url)
     env = server_env(model_settings.model_copy(update={"audit_url": url}))
-    batch = {"records": [body(i) for i in range(100)]}
     auth = {"Authorization": f"Bearer {tokens['case_manager']}"}
     results: list[tuple[int, list[str]]] = []
     lock = threading.Lock()
     with forker.server(env, tmp_path / "server.log") as (pid, base):
 
-        def send() -> None:
+        def send(n: int) -> None:
+            batch = {"records": [score_body(f"term{n}-{i:03d}") for i in range(100)]}
             r = httpx.post(f"{base}/v1/scores/batch", json=batch, headers=auth, timeout=60)
             ids = [s["score_id"] for s in r.json()["scores"]] if r.status_code == 201 else []
             with lock:
                 results.append((r.status_code, ids))
 
-        senders = [threading.Thread(target=send) for _ in range(6)]
+        senders = [threading.Thread(target=send, args=(n,)) for n in range(6)]
         for t in senders:
             t.start()
-        time.sleep(0.15)  # every batch is being read or scored now
+        wait_until_logging(url, [f"term{n}-" for n in range(6)], after=0)
         status = forker.stop(pid, signal.SIGTERM)  # returns once the server has exited
         for t in senders:
             t.join(60)

@@ -221,6 +221,10 @@ def _run_worker(argv: list[str], threads: int, timeout: float) -> dict[str, Any]
     env = {
         **os.environ,
         "OMP_NUM_THREADS": str(threads),
+        # What the riskscreen CLI sets for every command (a1c8782): waiting OpenMP threads sleep
+        # instead of spinning, for every path alike. An explicit setting in the caller's
+        # environment wins.
+        "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE"),
         "MLFLOW_DISABLE_TELEMETRY": "true",
         "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
         "PYTHONWARNINGS": "ignore",

@@ -44,10 +44,17 @@ def mlflow_environment() -> None:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
+# MLflow itself writes this file into a stored model folder whenever the model is loaded through
+# a models:/ URI (e.g. by `mlflow models serve`). It only names the registered model and version,
+# and riskscreen never reads it; hashing it would make any MLflow load look like tampering.
+MLFLOW_WRITTEN = frozenset({"registered_model_meta"})
+
+
 def tree_sha256(root: Path) -> str:
     """One hash over every file below `root`: relative paths and contents, in sorted order."""
     digest = hashlib.sha256()
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+    files = (p for p in root.rglob("*") if p.is_file())
+    for path in sorted(p for p in files if p.relative_to(root).as_posix() not in MLFLOW_WRITTEN):
         digest.update(path.relative_to(root).as_posix().encode() + b"\0")
         digest.update(hashlib.sha256(path.read_bytes()).digest())
     return digest.hexdigest()

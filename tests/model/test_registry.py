@@ -108,3 +108,17 @@ def test_model_uri_forms() -> None:
     for bad in ("runs:/x/model", "models:/riskscreen/latest"):
         with pytest.raises(ValueError):
             parse_model_uri(bad)
+
+
+def test_loading_through_mlflow_does_not_look_like_tampering(registered: tuple) -> None:
+    """`mlflow models serve` and pyfunc loads write registered_model_meta into the model folder."""
+    import mlflow
+
+    settings, registration = registered
+    mlflow.set_tracking_uri(settings.resolved_tracking_uri)
+    mlflow.set_registry_uri(settings.resolved_tracking_uri)
+    model = mlflow.pyfunc.load_model(f"models:/riskscreen/{registration.version}")
+    assert model is not None
+    source = client(settings).get_model_version_download_uri("riskscreen", registration.version)
+    assert (Path(source.removeprefix("file://")) / "registered_model_meta").exists()
+    assert load_verified(settings, registration.version).version == registration.version

@@ -18,7 +18,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal, get_args
+from typing import Any, Literal, NamedTuple, get_args
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine, Row
@@ -42,6 +42,21 @@ api_keys = sa.Table(
     sa.Column("created_at", sa.String(32), nullable=False),
     sa.Column("revoked_at", sa.String(32), nullable=True),
 )
+
+
+# The per-request lookup, as one DB-API statement: a SQLAlchemy Core query costs ~0.3 ms of
+# Python per request on top of the database's ~10 µs; the table is this module's own.
+class _KeyRow(NamedTuple):
+    key_id: str
+    name: str
+    role: Role
+    secret_hash: str
+    created_at: str
+    revoked_at: str | None
+
+
+_BY_ID = f"SELECT {', '.join(_KeyRow._fields)} FROM api_keys WHERE key_id = {{}}"
+_PLACEHOLDER = {"qmark": "?", "format": "%s", "pyformat": "%s", "numeric": ":1"}
 
 
 class KeyStoreUnavailable(StoreUnavailable):
@@ -80,7 +95,7 @@ def _secret_hash(key_id: str, secret: str) -> str:
     return hashlib.sha256(f"{key_id}:{secret}".encode()).hexdigest()
 
 
-def _to_key(row: Row[Any]) -> ApiKey:
+def _to_key(row: Row[Any] | _KeyRow) -> ApiKey:
     return ApiKey(
         key_id=row.key_id,
         name=row.name,
@@ -95,6 +110,7 @@ class KeyStore:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self._by_id = _BY_ID.format(_PLACEHOLDER[engine.dialect.paramstyle])
 
     @classmethod
     def from_url(cls, url: str) -> KeyStore:
@@ -139,7 +155,7 @@ class KeyStore:
         if match is None:
             return None
         key_id, secret = match.groups()
-        row = self._row(key_id)
+        row = self._lookup(key_id)
         if row is None:
             return None
         if not hmac.compare_digest(row.secret_hash, _secret_hash(key_id, secret)):
@@ -168,6 +184,21 @@ class KeyStore:
         )
         row = self._row(key_id)
         return _to_key(row) if row is not None else None
+
+    def _lookup(self, key_id: str) -> _KeyRow | None:
+        """The key's row, read on a pooled connection (revocation counts from the next call)."""
+        try:
+            conn = self.engine.raw_connection()
+            try:
+                cursor = conn.cursor()
+                cursor.execute(self._by_id, (key_id,))
+                row = cursor.fetchone()
+                cursor.close()
+            finally:
+                conn.close()  # back to the pool, rolled back
+        except (SQLAlchemyError, self.engine.dialect.loaded_dbapi.Error) as exc:
+            raise KeyStoreUnavailable("key table could not be read") from exc
+        return _KeyRow(*row) if row is not None else None
 
     def _row(self, key_id: str) -> Row[Any] | None:
         rows = self._read(sa.select(api_keys).where(api_keys.c.key_id == key_id))

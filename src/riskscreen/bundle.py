@@ -3,11 +3,18 @@
 The trees are LightGBM's text format and everything else is JSON, so loading a bundle never runs
 code from the artifact (DESIGN.md, "Models are code"). Calibration is an affine map of the trees'
 log-odds, so exact TreeSHAP contributions scale with it and stay additive in the served log-odds.
+
+Two exact explainers give the same Shapley values up to float rounding: the leaf tables of
+`riskscreen.treeshap` (the default, several times faster) and LightGBM's own `pred_contrib` (for
+models the tables refuse). They differ in the last bits, so each result names its explainer and
+a replay, which compares floats with ==, can ask for the one that produced the record.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -15,11 +22,18 @@ from typing import Any, Literal
 import lightgbm as lgb
 import numpy as np
 
+from riskscreen import treeshap
 from riskscreen.features import FeatureSpec
+
+log = logging.getLogger(__name__)
 
 MODEL_FILE = "model.txt"
 META_FILE = "bundle.json"
 Band = Literal["low", "elevated", "high"]
+LEAF_TABLES = treeshap.EXPLAINER_ID
+PRED_CONTRIB = "lightgbm-pred-contrib"
+EXPLAINERS = (LEAF_TABLES, PRED_CONTRIB)
+_BUILD_LOCK = threading.Lock()  # the tables of a bundle are built once, by the first caller
 
 
 @dataclass(frozen=True)
@@ -52,6 +66,30 @@ class ModelBundle:
     calibration: Calibration
     thresholds: Thresholds
     provenance: dict[str, Any] = field(default_factory=dict)
+    _tables: treeshap.LeafTables | None = field(default=None, init=False, repr=False, compare=False)
+    _refusal: str | None = field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def explainer(self) -> str:
+        """The explainer `contributions` uses unless told otherwise: the leaf tables, or
+        `pred_contrib` for a model they cannot represent.
+
+        The first access builds the tables and compiles their kernel (a fraction of a second
+        with numba's on-disk cache, a few seconds without), so a server asks once at start-up
+        (`Scorer` does) and loading a bundle stays cheap for commands that never explain.
+        """
+        return LEAF_TABLES if self._leaf_tables() is not None else PRED_CONTRIB
+
+    def _leaf_tables(self) -> treeshap.LeafTables | None:
+        if self._tables is None and self._refusal is None:
+            with _BUILD_LOCK:
+                if self._tables is None and self._refusal is None:
+                    try:
+                        self._tables = treeshap.build(self.booster)
+                    except treeshap.UnsupportedModel as exc:
+                        log.warning("explaining with LightGBM's pred_contrib: %s", exc)
+                        self._refusal = str(exc)
+        return self._tables
 
     def log_odds(self, x: np.ndarray, num_threads: int = 1) -> np.ndarray:
         """Calibrated log-odds for an encoded matrix.
@@ -62,12 +100,34 @@ class ModelBundle:
         raw = self.booster.predict(x, raw_score=True, num_threads=num_threads)
         return self.calibration.slope * np.asarray(raw) + self.calibration.intercept
 
-    def contributions(self, x: np.ndarray, num_threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    def contributions(
+        self, x: np.ndarray, num_threads: int = 1, explainer: str | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Exact TreeSHAP in calibrated log-odds: (base per row, (n, k) per field).
 
-        base + contributions.sum(axis=1) equals `log_odds(x)` up to float rounding.
+        base + contributions.sum(axis=1) equals `log_odds(x)` up to float rounding. Each row's
+        numbers depend only on the row and the explainer, not on the batch or thread count.
+
+        Args:
+            x: the (n, k) encoded rows.
+            num_threads: LightGBM's convention, <= 0 for every core.
+            explainer: one of `EXPLAINERS`, to reproduce numbers made by it; None for
+                `self.explainer`.
+
+        Raises:
+            ValueError: an unknown explainer, or the leaf tables asked of a model they refuse
+                (treeshap.UnsupportedModel).
         """
-        raw = np.asarray(self.booster.predict(x, pred_contrib=True, num_threads=num_threads))
+        name = self.explainer if explainer is None else explainer
+        if name == LEAF_TABLES:
+            tables = self._leaf_tables()
+            if tables is None:
+                raise treeshap.UnsupportedModel(f"no leaf tables for this model: {self._refusal}")
+            raw = tables.contributions(x, num_threads)
+        elif name == PRED_CONTRIB:
+            raw = np.asarray(self.booster.predict(x, pred_contrib=True, num_threads=num_threads))
+        else:
+            raise ValueError(f"unknown explainer {name!r}; known: {', '.join(EXPLAINERS)}")
         slope, intercept = self.calibration.slope, self.calibration.intercept
         return slope * raw[:, -1] + intercept, slope * raw[:, :-1]
 

@@ -137,6 +137,7 @@ def score(
     scores = score_frame(intake, loaded.bundle)
     scores.insert(0, "case_ref", intake["case_ref"].to_numpy())
     scores["model_version"] = loaded.version
+    scores["explainer"] = loaded.bundle.explainer
     output.parent.mkdir(parents=True, exist_ok=True)
     scores.to_parquet(output, index=False)
     typer.echo(f"Scored {len(scores)} rows with {name} version {loaded.version} -> {output}")

@@ -44,6 +44,9 @@ class ScoreResult:
     flagged: bool
     threshold: float
     contributions: tuple[FieldContribution, ...]
+    # Which exact explainer made the contributions (bundle.EXPLAINERS); None when not known,
+    # e.g. for a result read back from a record that does not name it.
+    explainer: str | None = None
 
     def reasons(self, lang: Lang) -> list[str]:
         values = {c.field: c.value for c in self.contributions}
@@ -65,10 +68,10 @@ class ScoreResult:
 
 
 def _score_matrix(
-    x: np.ndarray, bundle: ModelBundle, num_threads: int = 1
+    x: np.ndarray, bundle: ModelBundle, num_threads: int = 1, explainer: str | None = None
 ) -> tuple[np.ndarray, ...]:
     """Base, contributions, log-odds and probabilities: the one arithmetic of every score."""
-    base, contrib = bundle.contributions(x, num_threads)
+    base, contrib = bundle.contributions(x, num_threads, explainer=explainer)
     log_odds = base + contrib.sum(axis=1)
     gap = np.abs(log_odds - bundle.log_odds(x, num_threads))
     if len(gap) and not float(gap.max()) <= ADDITIVITY_TOLERANCE:
@@ -82,10 +85,18 @@ class Scorer:
     def __init__(self, bundle: ModelBundle) -> None:
         self.bundle = bundle
         self._encoder = RecordEncoder(bundle.spec)
+        self.explainer = bundle.explainer  # builds and compiles it now, not in the first request
 
-    def score(self, record: Mapping[str, Any]) -> ScoreResult:
-        """Score and explain one validated intake record (field name -> value)."""
-        base, contrib, log_odds, prob = _score_matrix(self._encoder.encode(record), self.bundle)
+    def score(self, record: Mapping[str, Any], explainer: str | None = None) -> ScoreResult:
+        """Score and explain one validated intake record (field name -> value).
+
+        `explainer` names the one to use (a replay passes the one its record names); by
+        default the bundle's.
+        """
+        explainer = self.explainer if explainer is None else explainer
+        base, contrib, log_odds, prob = _score_matrix(
+            self._encoder.encode(record), self.bundle, explainer=explainer
+        )
         contributions = contrib[0]
         probability = float(prob[0])
         fields = self.bundle.spec.fields
@@ -102,16 +113,20 @@ class Scorer:
                 FieldContribution(fields[i], record[fields[i]], float(contributions[i]))
                 for i in order
             ),
+            explainer=explainer,
         )
 
 
-def score_frame(frame: pd.DataFrame, bundle: ModelBundle, num_threads: int = 0) -> pd.DataFrame:
+def score_frame(
+    frame: pd.DataFrame, bundle: ModelBundle, num_threads: int = 0, explainer: str | None = None
+) -> pd.DataFrame:
     """Score and explain every row of a canonical intake frame (batch scoring and reports).
 
-    Columns: probability, log_odds, base_log_odds, band, flagged, and `contribution_<field>`.
+    Columns: probability, log_odds, base_log_odds, band, flagged, and `contribution_<field>`;
+    each row as `Scorer.score` gives it, with the same `explainer` (default: the bundle's).
     """
     base, contrib, log_odds, probability = _score_matrix(
-        encode_frame(frame, bundle.spec), bundle, num_threads
+        encode_frame(frame, bundle.spec), bundle, num_threads, explainer
     )
     t = bundle.thresholds
     band = np.where(

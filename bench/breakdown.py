@@ -55,7 +55,7 @@ class _Ctx:
     """Everything one score touches, built once: model, stores on a temp file, a key, a body."""
 
     def __init__(self, loaded: Any, workdir: Path, body: bytes) -> None:
-        from bench.proto import FastKeyStore, LockedSqliteAuditStore, TableBundle
+        from bench.proto import FastKeyStore, LockedSqliteAuditStore
         from riskscreen.audit import AuditStore
         from riskscreen.keys import KeyStore
         from riskscreen.scoring import Scorer
@@ -71,9 +71,6 @@ class _Ctx:
         self.keys.create_schema()
         self.key, self.token = self.keys.create("case_manager", "bench")
         self.scorer = Scorer(loaded.bundle)
-        self.table_bundle = TableBundle.from_bundle(loaded.bundle)
-        self.fast_loaded = dataclasses.replace(loaded, bundle=self.table_bundle)
-        self.fast_scorer = Scorer(self.table_bundle)
         self.fast_audit = LockedSqliteAuditStore(workdir / "proto.db")
         self.fast_audit.create_schema()
         self.fast_keys = FastKeyStore(workdir / "proto.db")
@@ -112,7 +109,7 @@ def component_steps(ctx: _Ctx, n: int) -> list[Step]:
     from service.routers.scores import _response
     from service.schemas import ScoreRequest
 
-    b, fb = ctx.loaded.bundle, ctx.table_bundle
+    b = ctx.loaded.bundle
     info = {
         "name": "riskscreen",
         "version": ctx.loaded.version,
@@ -141,20 +138,19 @@ def component_steps(ctx: _Ctx, n: int) -> list[Step]:
             None,
         ),  # type: ignore[attr-defined]
         Step(
-            "explain (exact TreeSHAP: bundle.contributions)",
+            f"explain (exact TreeSHAP: bundle.contributions, {b.explainer})",
             m(time_us(lambda: b.contributions(ctx.x), n)),
-            m(time_us(lambda: fb.contributions(ctx.x), n)),
-            "LightGBM pred_contrib -> leaf tables",
+            None,
         ),
         Step(
             "predict (bundle.log_odds, additivity check)",
             m(time_us(lambda: b.log_odds(ctx.x), n)),
-            m(time_us(lambda: fb.log_odds(ctx.x), n)),
+            None,
         ),
         Step(
             "score total (Scorer.score: features+explain+predict+assembly)",
             m(time_us(lambda: ctx.scorer.score(ctx.intake), n)),
-            m(time_us(lambda: ctx.fast_scorer.score(ctx.intake), n)),
+            None,
         ),
         Step(
             "audit payload (score_payload + canonical JSON)",
@@ -245,7 +241,6 @@ async def _asgi_call(app: Any, body: bytes, token: str) -> int:
 IN_SITU = (
     ("authenticate key", "riskscreen.keys", "KeyStore.authenticate"),
     ("explain (contributions)", "riskscreen.bundle", "ModelBundle.contributions"),
-    ("explain (contributions)", "bench.proto", "TableBundle.contributions"),
     ("predict (log_odds check)", "riskscreen.bundle", "ModelBundle.log_odds"),
     ("score (Scorer.score, incl. explain + predict)", "riskscreen.scoring", "Scorer.score"),
     ("audit commit (append)", "riskscreen.audit", "AuditStore.append"),

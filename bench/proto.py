@@ -1,11 +1,8 @@
 """PROTOTYPES (bench only, not shipped) of the hot-path changes the benchmark argues for.
 
-Each keeps the guarantee it touches and changes only how fast it is kept:
+Each keeps the guarantee it touches and changes only how fast it is kept (the third, exact
+TreeSHAP from leaf tables, now ships as `riskscreen.treeshap`):
 
-- `TableBundle`: the ModelBundle whose `contributions` come from `LeafTableExplainer` (exact
-  TreeSHAP from per-leaf tables, equal to LightGBM's `pred_contrib` to float rounding), with
-  the same `num_threads` convention. `Scorer` and `score_frame` are used unchanged on it, so
-  the additivity check against LightGBM's own `predict(raw_score=True)` still runs.
 - `LockedSqliteAuditStore`: the same records, chain and hashes as `AuditStore.append` (verify()
   accepts them), written through the DB-API with the same pragmas (WAL, synchronous=FULL,
   BEGIN IMMEDIATE, commit before returning); writers queue on a process lock and an advisory
@@ -17,9 +14,7 @@ Each keeps the guarantee it touches and changes only how fast it is kept:
 
 from __future__ import annotations
 
-import dataclasses
 import fcntl
-import os
 import sqlite3
 import threading
 import uuid
@@ -29,9 +24,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from bench.fast_treeshap import LeafTableExplainer
 from riskscreen.audit import (
     _KIND,
     GENESIS_HASH,
@@ -42,39 +34,8 @@ from riskscreen.audit import (
     canonical_json,
     record_hash,
 )
-from riskscreen.bundle import ModelBundle
 from riskscreen.db import SQLITE_BUSY_TIMEOUT_MS, create_engine
 from riskscreen.keys import KeyStore, KeyStoreUnavailable
-
-# --- exact TreeSHAP from leaf tables -------------------------------------------------------
-
-
-def _threads(num_threads: int) -> int:
-    """LightGBM's convention: 0 (or less) means every core."""
-    return num_threads if num_threads > 0 else (os.cpu_count() or 1)
-
-
-@dataclasses.dataclass
-class TableBundle(ModelBundle):
-    """A ModelBundle whose exact contributions come from leaf tables (same signature)."""
-
-    explainer: LeafTableExplainer | None = None
-
-    @classmethod
-    def from_bundle(cls, bundle: ModelBundle) -> TableBundle:
-        fields = {f.name: getattr(bundle, f.name) for f in dataclasses.fields(ModelBundle)}
-        out = cls(**fields)
-        out.explainer = LeafTableExplainer(bundle.booster)
-        out.contributions(np.zeros((1, len(bundle.spec.fields))))  # compile the kernel now
-        return out
-
-    def contributions(self, x: np.ndarray, num_threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
-        assert self.explainer is not None
-        threads = _threads(num_threads) if len(x) >= 2048 else 1
-        _, raw = self.explainer.contrib_threads(x, threads)
-        slope, intercept = self.calibration.slope, self.calibration.intercept
-        return slope * raw[:, -1] + intercept, slope * raw[:, :-1]
-
 
 # --- the audit append through the DB-API, writers queued on locks that wake at once ---------
 

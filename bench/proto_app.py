@@ -8,40 +8,35 @@ prototypes in `bench.proto`, plus dependency overrides:
    `async def` wrappers around the very same functions, so FastAPI no longer sends each to the
    thread pool (a hop costs a context switch, and more when the cores are busy).
 2. The key lookup is one prepared DB-API statement (`FastKeyStore`).
-3. The explanation comes from leaf tables (`TableBundle`), still checked against LightGBM's own
-   raw score to 1e-6 by the unchanged `Scorer`.
-4. The audit append goes through the DB-API with wake-at-once writer locks
+3. The audit append goes through the DB-API with wake-at-once writer locks
    (`LockedSqliteAuditStore`), WAL + synchronous=FULL and commit-before-answer as before.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import typing
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Query, Request
 
-from bench.proto import FastKeyStore, LockedSqliteAuditStore, TableBundle, sqlite_path
+from bench.proto import FastKeyStore, LockedSqliteAuditStore, sqlite_path
 from riskscreen.explain import Lang
 from riskscreen.keys import ApiKey
-from riskscreen.registry import LoadedModel, load_verified, run_metrics
+from riskscreen.registry import LoadedModel, load_verified
 from riskscreen.settings import Settings
 from service import deps
 from service.app import create_app
-from service.state import AppState, ServedModel, open_state
+from service.state import AppState, open_state
 
 
 def open_proto_state(settings: Settings, loaded: LoadedModel | None = None) -> AppState:
-    """The service's own state, with the prototype stores and explainer swapped in."""
+    """The service's own state, with the prototype stores swapped in."""
     loaded = loaded or load_verified(settings)
     state = open_state(settings, loaded)
     path = sqlite_path(settings.resolved_audit_url)
     state.audit.close()
     state.audit = LockedSqliteAuditStore(path)
     state.keys = FastKeyStore(path)
-    fast = dataclasses.replace(loaded, bundle=TableBundle.from_bundle(loaded.bundle))
-    state.model = ServedModel.build(fast, run_metrics(settings, loaded))
     return state
 
 

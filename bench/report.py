@@ -264,10 +264,20 @@ def _batch(b: dict[str, Any], raw: dict[str, Any]) -> list[str]:
     for key, s in b["rows_per_s"].items():
         path, size, threads = key.split("/")
         ratio = b["ratio_vs_naive"].get(f"{size}/{threads}") if path == "riskscreen" else None
-        pratio = b["proto_vs_riskscreen"].get(f"{size}/{threads}") if path == "proto" else None
-        note = mmm(ratio) if ratio else (f"{mmm(pratio)} × riskscreen" if pratio else "")
+        pc = b.get("ratio_vs_pred_contrib", {}).get(f"{size}/{threads}")
+        pc_ratio = pc if path == "riskscreen" else None
         rise = rises.get(key) or {}
-        rows.append([path, f"{int(size):,}", threads, mmm(s), note, fmt(rise.get("max"))])
+        rows.append(
+            [
+                path,
+                f"{int(size):,}",
+                threads,
+                mmm(s),
+                mmm(ratio) if ratio else "",
+                mmm(pc_ratio) if pc_ratio else "",
+                fmt(rise.get("max")),
+            ]
+        )
     mem = [
         [
             m["path"],
@@ -283,11 +293,12 @@ def _batch(b: dict[str, Any], raw: dict[str, Any]) -> list[str]:
     out = [
         "## Batch explained scoring",
         "",
-        "riskscreen: `score_frame(frame, bundle, num_threads=T)`. naive: pyfunc predict + "
-        "`shap.TreeExplainer(booster).shap_values` + pandas grouping (LightGBM threads via "
-        "OMP_NUM_THREADS=T). proto: `score_frame` on the leaf-table explainer. Memory rise: "
-        "the largest, over the rounds, rise of the peak RSS during a run above the RSS before it, "
-        "in the timing worker (kernel high-water mark reset before each run; later rounds reuse "
+        "riskscreen: `score_frame(frame, bundle, num_threads=T)` (leaf tables). pred_contrib: "
+        "the same with `explainer='lightgbm-pred-contrib'` (riskscreen before the leaf tables). "
+        "naive: pyfunc predict + `shap.TreeExplainer(booster).shap_values` + pandas grouping "
+        "(LightGBM threads via OMP_NUM_THREADS=T). Memory rise: the largest, over the rounds, "
+        "rise of the peak RSS during a run above the RSS before it, in the timing worker "
+        "(kernel high-water mark reset before each run; later rounds reuse "
         "memory the first one obtained, so the largest is the honest figure).",
         "",
         table(
@@ -297,6 +308,7 @@ def _batch(b: dict[str, Any], raw: dict[str, Any]) -> list[str]:
                 "threads",
                 "rows/s",
                 "speed-up (riskscreen / naive)",
+                "speed-up (riskscreen / pred_contrib)",
                 "memory rise MiB",
             ],
             rows,

@@ -7,7 +7,8 @@ section failed, 0 otherwise, whatever the verdicts):
               reuses the store and the figure measured when it was built, if there is one)
 2. breakdown  where the time of one score goes, in process (current code vs prototype)
 3. quality    served model's test AUC vs larger models (cached by data fingerprint)
-4. batch      score_frame vs the naive MLflow + shap path vs the prototype, rows/s and memory
+4. batch      score_frame (leaf tables) vs score_frame on pred_contrib vs the naive MLflow + shap
+              path, rows/s and memory
 5. http       riskscreen vs mlflow models serve vs the no-op ceiling vs the prototype
 6. generator  bench/synth_throughput.py
 
@@ -204,7 +205,7 @@ class Run:
         from bench import batch
 
         sizes, threads = self.p["batch_sizes"], self.p["batch_threads"]
-        paths = batch.PATHS if self.p["prototypes"] else ("riskscreen", "naive")
+        paths = batch.PATHS
         # Fresh-process peak memory for the largest batch at the most threads; every timed run
         # also reports its memory rise inside the timing worker.
         cases = (
@@ -288,8 +289,9 @@ class Run:
 
 
 def summarise_batch(raw: dict[str, Any]) -> dict[str, Any]:
-    """rows/s per path, size and threads; per-round ratios riskscreen/naive, proto/riskscreen."""
-    rows_per_s, ratio, proto_ratio, gaps, rise = {}, {}, {}, {}, {}
+    """rows/s per path, size and threads; per-round speed ratios of riskscreen over the naive
+    path and over its own pred_contrib path (where measured)."""
+    rows_per_s, ratio, pc_ratio, gaps, rise = {}, {}, {}, {}, {}
     for t, res in raw["timing"].items():
         for key, secs in res["seconds"].items():
             path, size = key.split("/")
@@ -299,9 +301,9 @@ def summarise_batch(raw: dict[str, Any]) -> dict[str, Any]:
             rs = res["seconds"][f"riskscreen/{size}"]
             nv = res["seconds"][f"naive/{size}"]
             ratio[f"{size}/{t}"] = summarise(paired_ratios(nv, rs)).as_dict()  # speed = 1/time
-            pr = res["seconds"].get(f"proto/{size}")
-            if pr:
-                proto_ratio[f"{size}/{t}"] = summarise(paired_ratios(rs, pr)).as_dict()
+            pc = res["seconds"].get(f"pred_contrib/{size}")
+            if pc:
+                pc_ratio[f"{size}/{t}"] = summarise(paired_ratios(pc, rs)).as_dict()
         for k, v in res["max_abs_gap"].items():
             gaps[f"{k} ({t} thr)"] = v
     return {
@@ -309,7 +311,7 @@ def summarise_batch(raw: dict[str, Any]) -> dict[str, Any]:
         "threads": [int(t) for t in raw["timing"]],
         "rows_per_s": rows_per_s,
         "ratio_vs_naive": ratio,
-        "proto_vs_riskscreen": proto_ratio,
+        "ratio_vs_pred_contrib": pc_ratio,
         "max_abs_gap": gaps,
         "rise_mib_in_worker": rise,
     }

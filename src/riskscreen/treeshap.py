@@ -448,9 +448,9 @@ def _explain_rows(
                     f0 = feature_start[leaf]
                     d = feature_start[leaf + 1] - f0
                     bits = (1 << d) - 1
-                    for p in range(path_start[leaf], path_start[leaf + 1]):
-                        if went_left[path_node[p]] != path_left[p]:
-                            bits &= ~(1 << path_slot[p])
+                    for p in range(path_start[leaf], path_start[leaf + 1]):  # branch-free
+                        missed = np.int64(went_left[path_node[p]] != path_left[p])
+                        bits &= ~(missed << path_slot[p])
                     row = table_start[leaf] + bits * d
                     for j in range(d):
                         out[r, feature[f0 + j]] += table[row + j]

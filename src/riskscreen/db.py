@@ -9,6 +9,7 @@ connection should not turn into a spurious 503.
 from __future__ import annotations
 
 import re
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -34,6 +35,23 @@ def create_engine(url: str) -> Engine:
         event.listen(engine, "begin", _on_sqlite_begin)
         return engine
     return sa.create_engine(url, pool_pre_ping=True)
+
+
+def connect_sqlite(engine: Engine) -> sqlite3.Connection:
+    """A DB-API connection to an engine's SQLite database, set up as the engine's own are.
+
+    For a writer that bypasses SQLAlchemy on its hot path: same file (URI forms included, via
+    the dialect), WAL, synchronous FULL, the busy timeout, and no implicit BEGIN.
+    """
+    args, kwargs = engine.dialect.create_connect_args(engine.url)
+    connect: Any = sqlite3.connect  # the dialect's arguments, typed loosely by SQLAlchemy
+    connection: sqlite3.Connection = connect(*args, **kwargs)
+    try:
+        _on_sqlite_connect(connection, None)
+    except BaseException:
+        connection.close()
+        raise
+    return connection
 
 
 def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:

@@ -67,12 +67,17 @@ class AppState:
 
     def scoring_enabled(self) -> bool:
         """The shared stop switch, re-read at most once a second."""
-        read_at, enabled = self._switch_cache
-        now = time.monotonic()
-        if now - read_at > SWITCH_CACHE_SECONDS:
+        enabled = self.cached_switch()
+        if enabled is None:
             enabled = self.switch.state()[0]
-            self._switch_cache = (now, enabled)
+            self._switch_cache = (time.monotonic(), enabled)
         return enabled
+
+    def cached_switch(self) -> bool | None:
+        """The stop switch as read less than a second ago, or None when it must be read again
+        (async routes then read it in a worker thread rather than on the event loop)."""
+        read_at, enabled = self._switch_cache
+        return enabled if time.monotonic() - read_at <= SWITCH_CACHE_SECONDS else None
 
     def audit_writable(self) -> bool:
         """Whether the audit store takes a write now: a probe row is inserted, then rolled back.

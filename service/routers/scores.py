@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Response, status
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
 
 from riskscreen.audit import AuditRecord
 from riskscreen.casework import (
     NOTICE,
-    AuditedScore,
     record_decision,
     result_from_record,
-    score_and_audit,
+    score_and_audit_many,
+    submit_score,
     visible_score,
 )
 from riskscreen.explain import Lang
@@ -75,43 +78,65 @@ def _model_info(state: State, version: str) -> dict[str, Any]:
     }
 
 
-def _ensure_enabled(state: State) -> None:
-    if not state.scoring_enabled():
-        raise HTTPException(
-            status.HTTP_503_SERVICE_UNAVAILABLE,
-            "scoring is switched off by the operator: intake proceeds manually",
-        )
+def _item(body: Any) -> tuple[str, dict[str, Any]]:
+    """(case_ref, intake mapping) of a validated ScoreRequest."""
+    return body.case_ref, body.intake.model_dump()
 
 
-def _score_one(state: State, key: Any, body: Any) -> AuditedScore:
-    served = state.model
-    intake = body.intake.model_dump()
-    return score_and_audit(state.audit, served.loaded, served.scorer, key, body.case_ref, intake)
+def _switched_off() -> HTTPException:
+    return HTTPException(
+        status.HTTP_503_SERVICE_UNAVAILABLE,
+        "scoring is switched off by the operator: intake proceeds manually",
+    )
+
+
+async def _ensure_enabled(state: State) -> None:
+    enabled = state.cached_switch()
+    if enabled is None:  # stale: read the shared switch off the event loop
+        enabled = await run_in_threadpool(state.scoring_enabled)
+    if not enabled:
+        raise _switched_off()
+
+
+def _json(model: BaseModel, status_code: int) -> Response:
+    # Returning a Response skips FastAPI's second validation of the model and its dump through
+    # jsonable_encoder; the response_model still documents the body.
+    return Response(
+        model.model_dump_json(), status_code, headers=NO_STORE, media_type="application/json"
+    )
 
 
 @router.post("", response_model=ScoreResponse, status_code=201, responses=_SCORING)
-def create_score(
-    body: ScoreRequest, key: CaseManager, state: State, lang: Language, response: Response
-) -> ScoreResponse:
-    """Score one intake record, explain it, and log it before answering."""
-    _ensure_enabled(state)
-    scored = _score_one(state, key, body)
-    response.headers.update(NO_STORE)
-    return _response(scored.record, scored.result, lang, _model_info(state, scored.model.version))
+async def create_score(
+    body: ScoreRequest, key: CaseManager, state: State, lang: Language
+) -> Response:
+    """Score one intake record, explain it, and log it before answering.
+
+    Runs on the event loop: scoring a record takes tens of microseconds, and the commit of its
+    audit record is awaited, not waited for in a thread. Should the request be cancelled (its
+    deadline passed, the client left), the commit still completes and the record stays: the
+    log may hold scores nobody received, never a served score it lacks.
+    """
+    await _ensure_enabled(state)
+    served = state.model
+    pending = submit_score(state.audit, served.loaded, served.scorer, key, *_item(body))
+    record = await asyncio.shield(asyncio.wrap_future(pending.committed))
+    model_info = _model_info(state, pending.model.version)
+    return _json(_response(record, pending.result, lang, model_info), 201)
 
 
 @router.post("/batch", response_model=BatchResponse, status_code=201, responses=_SCORING)
-def create_scores(
-    body: BatchRequest, key: CaseManager, state: State, lang: Language, response: Response
-) -> BatchResponse:
-    """Score up to 100 records; the whole batch is validated before any is scored."""
-    _ensure_enabled(state)
-    scored = [_score_one(state, key, item) for item in body.records]
-    response.headers.update(NO_STORE)
-    return BatchResponse(
-        scores=[
-            _response(s.record, s.result, lang, _model_info(state, s.model.version)) for s in scored
-        ]
+def create_scores(body: BatchRequest, key: CaseManager, state: State, lang: Language) -> Response:
+    """Score up to 100 records; the whole batch is validated, scored and logged, or none is."""
+    if not state.scoring_enabled():
+        raise _switched_off()
+    served = state.model
+    items = [_item(item) for item in body.records]
+    scored = score_and_audit_many(state.audit, served.loaded, served.scorer, key, items)
+    model_info = _model_info(state, served.loaded.version)
+    return _json(
+        BatchResponse(scores=[_response(s.record, s.result, lang, model_info) for s in scored]),
+        201,
     )
 
 

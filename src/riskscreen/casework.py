@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from riskscreen.audit import AuditRecord, AuditStore
+from riskscreen.bundle import PRED_CONTRIB
 from riskscreen.keys import ApiKey
 from riskscreen.registry import LoadedModel
 from riskscreen.schema import SENSITIVE_AUDIT_FIELDS
@@ -64,6 +66,7 @@ def score_payload(
             "name": model.name,
             "version": model.version,
             "artifact_sha256": model.artifact_sha256,
+            "explainer": result.explainer,
         },
         "inputs": {f: intake[f] for f in fields},
         "audit_attributes": {f: intake.get(f) for f in SENSITIVE_AUDIT_FIELDS},
@@ -84,6 +87,38 @@ def outputs_of(result: ScoreResult) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class PendingScore:
+    """A score whose audit record is on its way into the log: serve it only once `committed`
+    has resolved (it raises AuditUnavailable when the record could not be committed)."""
+
+    result: ScoreResult
+    case_ref: str
+    model: LoadedModel
+    committed: Future[AuditRecord]
+
+    def audited(self, record: AuditRecord) -> AuditedScore:
+        return AuditedScore(record, self.result, self.case_ref, self.model)
+
+
+def submit_score(
+    store: AuditStore,
+    model: LoadedModel,
+    scorer: Scorer,
+    key: ApiKey,
+    case_ref: str,
+    intake: Mapping[str, Any],
+) -> PendingScore:
+    """Score and explain, and hand the record to the audit log's writer without waiting.
+
+    Async routes await the commit instead of blocking a thread on it, and records that arrive
+    together share one commit (see `AuditStore.submit`).
+    """
+    result = scorer.score(intake)
+    committed = store.submit("score", score_payload(key, case_ref, intake, result, model))
+    return PendingScore(result, case_ref, model, committed)
+
+
 def score_and_audit(
     store: AuditStore,
     model: LoadedModel,
@@ -93,9 +128,32 @@ def score_and_audit(
     intake: Mapping[str, Any],
 ) -> AuditedScore:
     """Score, explain, and commit the audit record; raises AuditUnavailable if it cannot."""
-    result = scorer.score(intake)
-    record = store.append("score", score_payload(key, case_ref, intake, result, model))
-    return AuditedScore(record, result, case_ref, model)
+    pending = submit_score(store, model, scorer, key, case_ref, intake)
+    return pending.audited(pending.committed.result())
+
+
+def score_and_audit_many(
+    store: AuditStore,
+    model: LoadedModel,
+    scorer: Scorer,
+    key: ApiKey,
+    items: Sequence[tuple[str, Mapping[str, Any]]],
+) -> list[AuditedScore]:
+    """Score every (case_ref, intake) item, then log them in one commit: all or none.
+
+    Scoring them all first means an explanation failure in the last item logs nothing.
+    """
+    results = [scorer.score(intake) for _, intake in items]
+    records = store.append_many(
+        [
+            ("score", score_payload(key, case_ref, intake, result, model))
+            for (case_ref, intake), result in zip(items, results, strict=True)
+        ]
+    )
+    return [
+        AuditedScore(record, result, case_ref, model)
+        for record, result, (case_ref, _) in zip(records, results, items, strict=True)
+    ]
 
 
 def visible_score(store: AuditStore, key: ApiKey, score_id: str) -> AuditRecord:
@@ -128,6 +186,7 @@ def result_from_record(record: AuditRecord, fields: Sequence[str]) -> ScoreResul
             FieldContribution(f, payload["inputs"][f], stored[f])
             for f in sorted(fields, key=lambda f: -abs(stored[f]))
         ),
+        explainer=payload["model"].get("explainer"),
     )
 
 
@@ -189,7 +248,10 @@ def replay(record: AuditRecord, load: Callable[[str], LoadedModel]) -> list[Fiel
                 False,
             )
         ]
-    replayed = outputs_of(Scorer(model.bundle).score(payload["inputs"]))
+    # Both exact explainers agree only to float rounding, and replay compares with ==, so it
+    # recomputes with the one the record names (records from before it was named: pred_contrib).
+    explainer = payload["model"].get("explainer", PRED_CONTRIB)
+    replayed = outputs_of(Scorer(model.bundle).score(payload["inputs"], explainer=explainer))
     logged = payload["outputs"]
     rows = [
         FieldComparison(k, logged[k], replayed[k], _same(logged[k], replayed[k]))

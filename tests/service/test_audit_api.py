@@ -14,12 +14,14 @@ from http_support import Service, sqlite_url
 from typer.testing import CliRunner
 
 from riskscreen.audit import record_hash
-from riskscreen.bundle import Calibration
+from riskscreen.bundle import LEAF_TABLES, PRED_CONTRIB, Calibration
+from riskscreen.casework import score_payload
 from riskscreen.cli import app as cli
 from riskscreen.config import TrainConfig
 from riskscreen.pipeline import TrainingResult
 from riskscreen.registry import Registration, client, register
 from riskscreen.settings import Settings
+from service.schemas import ScoreRequest
 
 DECISION = {"support": "usual", "agrees_with_flag": True, "reason_code": "other"}
 
@@ -134,6 +136,24 @@ def test_replay_recomputes_every_field_identically(
             assert fields[name]["replayed"] == score[name]
         for c in score["contributions"]:
             assert fields[f"contributions.{c['field']}"]["replayed"] == c["contribution"]
+
+
+def test_replay_recomputes_with_the_explainer_the_record_names(
+    service: Service, logged: list[dict[str, Any]], bodies: list[dict[str, Any]]
+) -> None:
+    # The two exact explainers agree only to float rounding, so replay must use the one that
+    # made the record; records from before the explainer was named came from pred_contrib.
+    record = service.state.audit.get(logged[0]["score_id"])
+    assert record is not None and record.payload["model"]["explainer"] == LEAF_TABLES
+    served = service.state.model
+    key = service.keys["cm"]
+    intake = ScoreRequest.model_validate(bodies[50]).intake.model_dump()  # type: ignore[attr-defined]
+    result = served.scorer.score(intake, explainer=PRED_CONTRIB)
+    legacy = score_payload(key, "LEGACY-1", intake, result, served.loaded)
+    del legacy["model"]["explainer"]
+    old = service.state.audit.append("score", legacy)
+    replay = _replay(service, old.record_id)
+    assert replay["matches"] is True, [f for f in replay["fields"] if not f["equal"]]
 
 
 def test_only_score_records_replay(service: Service, logged: list[dict[str, Any]]) -> None:

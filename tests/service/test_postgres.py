@@ -161,10 +161,11 @@ def test_mlflow_registry_on_postgresql(
     loaded = load_verified(settings)
     assert (loaded.version, loaded.artifact_sha256) == ("1", registration.artifact_sha256)
     served = settings.model_copy(update={"audit_url": sqlite_url(tmp_path), **UNLIMITED})
-    with running(served) as service:
-        score = service.score(bodies[0])
-        replay = service.client.get(
-            f"/v1/audit/records/{score['score_id']}/replay", headers=service.auth("auditor")
+    with running(served) as from_pg_registry:
+        score = from_pg_registry.score(bodies[0])
+        replay = from_pg_registry.client.get(
+            f"/v1/audit/records/{score['score_id']}/replay",
+            headers=from_pg_registry.auth("auditor"),
         )
         assert replay.json()["matches"] is True
     # The same trees as the session's SQLite-registered model: the same numbers.

@@ -99,3 +99,26 @@ def test_an_explanation_that_does_not_add_up_is_never_served(
     assert service.audit_count() == before
     monkeypatch.undo()
     service.score(bodies[3])
+
+
+def test_a_batch_whose_last_record_fails_logs_none_of_it(
+    service: Service, bodies: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every item is scored before any is logged, and the batch is logged in one transaction.
+    bundle = service.state.model.loaded.bundle
+    exact = bundle.contributions
+    calls = 0
+
+    def last_one_off(x: np.ndarray, *args: Any, **kwargs: Any) -> tuple[np.ndarray, ...]:
+        nonlocal calls
+        calls += 1
+        base, contributions = exact(x, *args, **kwargs)
+        return (base + 1e-4 if calls == 3 else base), contributions
+
+    monkeypatch.setattr(bundle, "contributions", last_one_off)
+    before = service.audit_count()
+    response = service.client.post(
+        "/v1/scores/batch", json={"records": bodies[5:8]}, headers=service.auth("cm")
+    )
+    assert response.status_code == 500, response.text
+    assert calls == 3 and service.audit_count() == before

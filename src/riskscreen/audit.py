@@ -162,15 +162,29 @@ def canonical_json(payload: Mapping[str, Any]) -> str:
         raise TypeError(f"audit payload is not plain JSON: {exc}") from exc
 
 
-def _reject_non_finite(value: Any) -> None:
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ValueError("audit payloads may not contain NaN or infinity")
-    if isinstance(value, Mapping):
-        for item in value.values():
-            _reject_non_finite(item)
-    elif isinstance(value, list | tuple):
-        for item in value:
-            _reject_non_finite(item)
+_JSON_LEAVES = frozenset({str, int, bool, type(None)})
+
+
+def _reject_non_finite(payload: Any) -> None:
+    # Runs on every record, so plain JSON types are tested by exact type first; subclasses
+    # (numpy floats, other Mappings) fall through to the isinstance checks.
+    stack = [payload]
+    while stack:
+        value = stack.pop()
+        kind = type(value)
+        if kind in _JSON_LEAVES:
+            continue
+        if kind is dict:
+            stack.extend(value.values())
+        elif kind is list or kind is tuple:
+            stack.extend(value)
+        elif isinstance(value, float):
+            if not math.isfinite(value):
+                raise ValueError("audit payloads may not contain NaN or infinity")
+        elif isinstance(value, Mapping):
+            stack.extend(value.values())
+        elif isinstance(value, list | tuple):
+            stack.extend(value)
 
 
 def record_hash(

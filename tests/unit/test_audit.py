@@ -16,8 +16,10 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from multiprocessing.synchronize import Event
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
+import numpy as np
 import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, assume, given, settings
@@ -140,6 +142,7 @@ def test_hash_can_be_recomputed_without_this_code(tmp_path: Path) -> None:
     [
         ("score", {"p": float("nan")}, ValueError),
         ("score", {"p": [1, {"q": float("-inf")}]}, ValueError),
+        ("score", {"p": ("a", MappingProxyType({"q": np.float64("nan")}))}, ValueError),
         ("score", {1: "non-string key"}, TypeError),
         ("score", {"x": object()}, TypeError),
         ("Score!", {"p": 1}, ValueError),

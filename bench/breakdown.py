@@ -1,33 +1,36 @@
 """Where the time of one score goes, in process: each step timed on its own, n times, median µs.
 
 Steps follow `POST /v1/scores`: validate the body, authenticate the key, encode the features,
-explain (exact TreeSHAP) and predict, assemble the result and its reasons, commit the audit
-record (SQLite WAL + synchronous=FULL on the bench disk), and serialise the response the way
-FastAPI does. The whole request through the ASGI app without a socket closes the account: what
-the steps do not explain is framework, thread-pool hops and middleware. The same steps are timed
-for the prototype (`bench.proto`) so each proposed change has its own measured gain.
+explain (exact TreeSHAP) and predict, build the audit payload, commit the audit record (group
+commit, SQLite WAL + synchronous=FULL on the bench disk), and serialise the response the way the
+route does (`Response(ScoreResponse(...).model_dump_json())`). The whole request through the
+ASGI app without a socket closes the account, with each step timed inside the running app: what
+the steps do not explain is the framework, the thread-pool hop of the key lookup, the event
+loop's wake-up after the commit, and middleware.
 
-A second part appends audit records from several threads at once (and from two processes), the
-situation of a server at concurrency 8, where waiting for the write lock dominates.
+A second part appends audit records from several threads at once (and from two processes),
+alternating with one thread appending alone, so the gain of group commit is measured in the same
+run: records/s, records per transaction (`AuditStore.stats`) and how long each append waited.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import importlib
 import multiprocessing as mp
 import os
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from datetime import UTC, datetime
 from pathlib import Path
+from queue import Empty
 from typing import Any
 
-import numpy as np
-
-from bench.stats import median, percentile
+from bench.stats import alternate, median, paired_ratios, percentile, summarise
 
 
 def time_us(fn: Callable[[], object], n: int, warmup: int = 20) -> list[float]:
@@ -46,8 +49,7 @@ def time_us(fn: Callable[[], object], n: int, warmup: int = 20) -> list[float]:
 @dataclasses.dataclass
 class Step:
     name: str
-    current_us: float
-    proto_us: float | None
+    median_us: float
     note: str = ""
 
 
@@ -55,7 +57,6 @@ class _Ctx:
     """Everything one score touches, built once: model, stores on a temp file, a key, a body."""
 
     def __init__(self, loaded: Any, workdir: Path, body: bytes) -> None:
-        from bench.proto import FastKeyStore, LockedSqliteAuditStore
         from riskscreen.audit import AuditStore
         from riskscreen.keys import KeyStore
         from riskscreen.scoring import Scorer
@@ -71,42 +72,18 @@ class _Ctx:
         self.keys.create_schema()
         self.key, self.token = self.keys.create("case_manager", "bench")
         self.scorer = Scorer(loaded.bundle)
-        self.fast_audit = LockedSqliteAuditStore(workdir / "proto.db")
-        self.fast_audit.create_schema()
-        self.fast_keys = FastKeyStore(workdir / "proto.db")
-        self.fast_keys.create_schema()
-        _, self.fast_token = self.fast_keys.create("case_manager", "bench")
         self.x = self.scorer._encoder.encode(self.intake)
         self.result = self.scorer.score(self.intake)
 
     def close(self) -> None:
         self.audit.close()
-        self.fast_audit.close()
-
-
-def _response_field() -> Any:
-    from service.routers.scores import router
-
-    return next(
-        r
-        for r in router.routes
-        if getattr(r, "path", "") == "/v1/scores" and "POST" in getattr(r, "methods", ())
-    ).response_field  # type: ignore[attr-defined]
-
-
-def _serialise_fastapi(field: Any, response: Any) -> bytes:
-    """What FastAPI 0.165 does with a returned ScoreResponse (minus its thread-pool hop, which
-    shows in the ASGI remainder): validate against the response model, dump JSON in Rust."""
-    value, errors = field.validate(response, {}, loc=("response",))
-    if errors:
-        raise RuntimeError(errors)
-    return bytes(field.serialize_json(value))
 
 
 def component_steps(ctx: _Ctx, n: int) -> list[Step]:
-    """Each step of one score, current code and prototype, median µs over n calls."""
+    """Each step of one score, median µs over n calls (the audit commit over n // 2)."""
+    from riskscreen.audit import canonical_json
     from riskscreen.casework import score_payload
-    from service.routers.scores import _response
+    from service.routers.scores import _json, _response
     from service.schemas import ScoreRequest
 
     b = ctx.loaded.bundle
@@ -118,57 +95,43 @@ def component_steps(ctx: _Ctx, n: int) -> list[Step]:
     }
     payload = score_payload(ctx.key, "BENCH-1", ctx.intake, ctx.result, ctx.loaded)
     record = ctx.audit.append("score", payload)
-    field = _response_field()
     m = median
-    steps = [
+
+    def features() -> object:
+        return ctx.scorer._encoder.encode(ctx.request.intake.model_dump())  # type: ignore[attr-defined]
+
+    def audit_payload() -> object:
+        return canonical_json(score_payload(ctx.key, "BENCH-1", ctx.intake, ctx.result, ctx.loaded))
+
+    return [
         Step(
             "validate body (ScoreRequest.model_validate_json)",
             m(time_us(lambda: ScoreRequest.model_validate_json(ctx.body), n)),
-            None,
         ),
         Step(
             "authenticate key (KeyStore.authenticate)",
             m(time_us(lambda: ctx.keys.authenticate(ctx.token), n)),
-            m(time_us(lambda: ctx.fast_keys.authenticate(ctx.fast_token), n)),
-            "SQLAlchemy Core query -> one prepared DB-API statement",
+            "one DB-API statement",
         ),
+        Step("features (intake.model_dump + RecordEncoder.encode)", m(time_us(features, n))),
         Step(
-            "features (intake.model_dump + RecordEncoder.encode)",
-            m(time_us(lambda: ctx.scorer._encoder.encode(ctx.request.intake.model_dump()), n)),
-            None,
-        ),  # type: ignore[attr-defined]
-        Step(
-            f"explain (exact TreeSHAP: bundle.contributions, {b.explainer})",
+            f"explain (bundle.contributions, {b.explainer})",
             m(time_us(lambda: b.contributions(ctx.x), n)),
-            None,
         ),
         Step(
             "predict (bundle.log_odds, additivity check)",
             m(time_us(lambda: b.log_odds(ctx.x), n)),
-            None,
         ),
         Step(
             "score total (Scorer.score: features+explain+predict+assembly)",
             m(time_us(lambda: ctx.scorer.score(ctx.intake), n)),
-            None,
         ),
+        Step("audit payload (score_payload + canonical JSON)", m(time_us(audit_payload, n))),
         Step(
-            "audit payload (score_payload + canonical JSON)",
-            m(
-                time_us(
-                    lambda: __import__("riskscreen.audit", fromlist=["x"]).canonical_json(
-                        score_payload(ctx.key, "BENCH-1", ctx.intake, ctx.result, ctx.loaded)
-                    ),
-                    n,
-                )
-            ),
-            None,
-        ),
-        Step(
-            "audit commit (AuditStore.append, WAL + synchronous=FULL)",
+            "audit commit (AuditStore.append, one writer alone)",
             m(time_us(lambda: ctx.audit.append("score", payload), max(n // 2, 20), 5)),
-            m(time_us(lambda: ctx.fast_audit.append("score", payload), max(n // 2, 20), 5)),
-            "SQLAlchemy -> DB-API, same pragmas",
+            "submit + writer thread + BEGIN IMMEDIATE/INSERT/COMMIT (WAL, synchronous=FULL); "
+            "one record per transaction when nothing else is queued",
         ),
         Step(
             "reasons + labelled contributions (sv)",
@@ -177,20 +140,13 @@ def component_steps(ctx: _Ctx, n: int) -> list[Step]:
                     lambda: (ctx.result.reasons("sv"), ctx.result.labelled_contributions("sv")), n
                 )
             ),
-            None,
         ),
         Step(
-            "serialise (build ScoreResponse, FastAPI response_model validate + dump)",
-            m(
-                time_us(
-                    lambda: _serialise_fastapi(field, _response(record, ctx.result, "sv", info)), n
-                )
-            ),
-            m(time_us(lambda: _response(record, ctx.result, "sv", info).model_dump_json(), n)),
-            "returned as Response(model_dump_json()): no re-validation, no extra hop",
+            "serialise (ScoreResponse(...).model_dump_json() into a Response)",
+            m(time_us(lambda: _json(_response(record, ctx.result, "sv", info), 201), n)),
+            "as the route returns it: no response-model re-validation",
         ),
     ]
-    return steps
 
 
 # --- a whole request through the ASGI app, without a socket ---------------------------------
@@ -236,52 +192,107 @@ async def _asgi_call(app: Any, body: bytes, token: str) -> int:
     return status_code
 
 
-# Functions timed inside the running app: (label, module, attribute path). Methods are wrapped
-# on each class that defines them, so the prototype's overrides are timed too.
+@dataclasses.dataclass(frozen=True)
+class Timed:
+    """One step timed inside the running app.
+
+    `depth` 0 steps follow one another in the route, so their sum and the remainder account for
+    the whole request; a deeper step runs inside the nearest shallower one above it. A step
+    without `module` is not a function call: its bucket is filled by another wrapper.
+    """
+
+    label: str
+    depth: int
+    module: str | None = None
+    attr: str = ""
+
+
+COMMIT_WAIT = "audit commit, awaited (submit → future resolved)"
+# The route: key lookup (thread pool), `submit_score` on the event loop (score, payload,
+# queue the record), await the commit future, `_response`, `_json`. Names are looked up in the
+# module that calls them, so `submit_score` is wrapped where the route imported it.
 IN_SITU = (
-    ("authenticate key", "riskscreen.keys", "KeyStore.authenticate"),
-    ("explain (contributions)", "riskscreen.bundle", "ModelBundle.contributions"),
-    ("predict (log_odds check)", "riskscreen.bundle", "ModelBundle.log_odds"),
-    ("score (Scorer.score, incl. explain + predict)", "riskscreen.scoring", "Scorer.score"),
-    ("audit commit (append)", "riskscreen.audit", "AuditStore.append"),
-    ("audit commit (append)", "bench.proto", "LockedSqliteAuditStore.append"),
-    ("build response (_response)", "service.routers.scores", "_response"),
+    Timed(
+        "authenticate key (KeyStore.authenticate, in the thread pool)",
+        0,
+        "riskscreen.keys",
+        "KeyStore.authenticate",
+    ),
+    Timed("score and queue (casework.submit_score)", 0, "service.routers.scores", "submit_score"),
+    Timed("score (Scorer.score)", 1, "riskscreen.scoring", "Scorer.score"),
+    Timed(
+        "explain (ModelBundle.contributions)", 2, "riskscreen.bundle", "ModelBundle.contributions"
+    ),
+    Timed("predict (ModelBundle.log_odds check)", 2, "riskscreen.bundle", "ModelBundle.log_odds"),
+    Timed("audit payload (casework.score_payload)", 1, "riskscreen.casework", "score_payload"),
+    Timed(
+        "queue the record (AuditStore.submit: checks + canonical JSON)",
+        1,
+        "riskscreen.audit",
+        "AuditStore.submit",
+    ),
+    Timed(COMMIT_WAIT, 0),
+    Timed(
+        "transaction (writer thread: flock, BEGIN IMMEDIATE, INSERT, COMMIT)",
+        1,
+        "riskscreen.audit",
+        "_SqliteCommitter.commit",
+    ),
+    Timed("build response (routers.scores._response)", 0, "service.routers.scores", "_response"),
+    Timed(
+        "serialise (routers.scores._json: model_dump_json into a Response)",
+        0,
+        "service.routers.scores",
+        "_json",
+    ),
 )
-NESTED = {"explain (contributions)", "predict (log_odds check)"}  # inside Scorer.score
 
 
 class _Timers:
-    """Wraps the IN_SITU functions while active; collects wall µs per call, per label."""
+    """Wraps the IN_SITU functions while active; collects wall µs per call, per label.
+
+    A wrapped call that returns a Future (AuditStore.submit) also times the wait until that
+    future resolves, under COMMIT_WAIT. Functions not found are listed in `missing`.
+    """
 
     def __init__(self) -> None:
-        self.calls: dict[str, list[float]] = {}
+        self.calls: dict[str, list[float]] = {t.label: [] for t in IN_SITU}
+        self.missing: list[str] = []
         self._saved: list[tuple[Any, str, Any]] = []
 
     def __enter__(self) -> _Timers:
-        import importlib
-
-        for label, module, path in IN_SITU:
-            owner: Any = importlib.import_module(module)
-            *parents, name = path.split(".")
+        for t in IN_SITU:
+            if t.module is None:
+                continue
+            owner: Any = importlib.import_module(t.module)
+            *parents, name = t.attr.split(".")
             for part in parents:
-                owner = getattr(owner, part)
-            if name not in vars(owner):
+                owner = getattr(owner, part, None)
+            if owner is None or name not in vars(owner):
+                self.missing.append(f"{t.module}.{t.attr}")
                 continue
             original = vars(owner)[name]
             self._saved.append((owner, name, original))
-            setattr(owner, name, self._timed(label, original))
+            setattr(owner, name, self._timed(t.label, original))
         return self
 
     def _timed(self, label: str, fn: Any) -> Any:
-        bucket = self.calls.setdefault(label, [])
+        bucket, waits = self.calls[label], self.calls[COMMIT_WAIT]
         clock = time.perf_counter_ns
+
+        def resolved(t0: int) -> Callable[[Any], None]:
+            return lambda _: waits.append((clock() - t0) / 1000)
 
         def timed(*args: Any, **kwargs: Any) -> Any:
             t0 = clock()
             try:
-                return fn(*args, **kwargs)
+                out = fn(*args, **kwargs)
             finally:
-                bucket.append((clock() - t0) / 1000)
+                t1 = clock()
+                bucket.append((t1 - t0) / 1000)
+            if isinstance(out, Future):  # runs in the writer thread, before the loop is woken
+                out.add_done_callback(resolved(t1))
+            return out
 
         return timed
 
@@ -306,8 +317,8 @@ def asgi_in_situ(
 ) -> dict[str, Any]:
     """`POST /v1/scores` through the app n times (lifespan run, real thread pool, no socket):
     median and mean wall µs per request, CPU µs per request, and each step's mean µs measured
-    inside the running app, with what the steps leave unexplained (framework, validation,
-    thread-pool hops, middleware, logging)."""
+    inside the running app, with what the top-level steps leave unexplained (framework,
+    validation, thread-pool hop, event-loop wake-ups, middleware, logging)."""
 
     async def main() -> dict[str, Any]:
         app = make_app()
@@ -326,37 +337,37 @@ def asgi_in_situ(
                     wrong += await _asgi_call(app, body, token) != 201
                     out.append((time.perf_counter_ns() - t0) / 1000)
                 cpu = (_cpu_s() - cpu0) / n * 1e6
-            if wrong:
-                raise RuntimeError(f"{wrong} of {n} in-process requests were not answered 201")
-            steps = {k: sum(v) / n for k, v in timers.calls.items() if v}
-            mean = sum(out) / n
-            top = sum(v for k, v in steps.items() if k not in NESTED)
-            return {
-                "median_us": median(out),
-                "mean_us": mean,
-                "cpu_us": cpu,
-                "steps_mean_us": steps,
-                "unexplained_mean_us": mean - top,
-            }
+            stats = app.state.riskscreen.audit.stats
+        if wrong:
+            raise RuntimeError(f"{wrong} of {n} in-process requests were not answered 201")
+        steps = {k: sum(v) / n for k, v in timers.calls.items() if v}
+        mean = sum(out) / n
+        top = sum(steps.get(t.label, 0.0) for t in IN_SITU if t.depth == 0)
+        return {
+            "median_us": median(out),
+            "mean_us": mean,
+            "cpu_us": cpu,
+            "steps_mean_us": steps,
+            "unexplained_mean_us": mean - top,
+            "not_found": timers.missing,
+            "audit_transactions": stats.transactions,
+            "audit_records": stats.records,
+        }
 
     return asyncio.run(main())
 
 
 # --- audit appends under concurrency ---------------------------------------------------------
 
+PAYLOAD = {"k": "x" * 1500, "n": 1}  # about the size of a score's record
+
 
 def _append_worker(
-    kind: str, path: str, threads: int, per_thread: int, go: Any, out: Any
+    path: str, threads: int, per_thread: int, go: Any, out: Any
 ) -> None:  # pragma: no cover - runs in a child process
-    from bench.proto import LockedSqliteAuditStore
     from riskscreen.audit import AuditStore
 
-    store = (
-        LockedSqliteAuditStore(Path(path))
-        if kind == "proto"
-        else AuditStore.from_url(f"sqlite:///{path}")
-    )
-    payload = {"k": "x" * 1500, "n": 1}
+    store = AuditStore.from_url(f"sqlite:///{path}")
     lat: list[float] = []
     lock = threading.Lock()
 
@@ -364,12 +375,13 @@ def _append_worker(
         mine = []
         for _ in range(per_thread):
             t0 = time.perf_counter()
-            store.append("score", payload)
+            store.append("score", PAYLOAD)
             mine.append(time.perf_counter() - t0)
         with lock:
             lat.extend(mine)
 
-    store.append("score", payload)  # connect and warm up before the clock starts
+    store.append("score", PAYLOAD)  # writer thread started, connection open: before the clock
+    before = store.stats
     ts = [threading.Thread(target=one) for _ in range(threads)]
     go.wait(60)
     start = time.perf_counter()  # CLOCK_MONOTONIC: comparable between processes
@@ -377,28 +389,42 @@ def _append_worker(
         t.start()
     for t in ts:
         t.join()
-    out.put((start, time.perf_counter(), lat))
+    end = time.perf_counter()
+    after = store.stats
+    store.close()
+    out.put(
+        (start, end, lat, after.transactions - before.transactions, after.records - before.records)
+    )
+
+
+def _result(queue: Any, procs: Sequence[Any], timeout: float = 180) -> Any:
+    """The next worker's result; fails at once if a worker died instead of waiting it out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            return queue.get(timeout=0.5)
+        except Empty:
+            failed = [p.exitcode for p in procs if p.exitcode not in (None, 0)]
+            if failed:
+                raise RuntimeError(f"an append worker exited with status {failed[0]}") from None
+    raise TimeoutError(f"no append worker reported within {timeout:.0f} s")
 
 
 def concurrent_appends(
-    kind: str, workdir: Path, processes: int, threads: int, per_thread: int
+    workdir: Path, processes: int, threads: int, per_thread: int
 ) -> dict[str, float]:
-    """Appends/s and latency percentiles with `processes` × `threads` writers on one file."""
-    from bench.proto import LockedSqliteAuditStore
+    """`processes` × `threads` callers of `AuditStore.append` on one file (each process has its
+    own store, so its own writer thread): records/s, records per transaction, wait per append."""
     from riskscreen.audit import AuditStore
 
-    path = workdir / f"concurrent-{kind}-{processes}x{threads}-{time.time_ns()}.db"
-    setup = (
-        LockedSqliteAuditStore(path)
-        if kind == "proto"
-        else AuditStore.from_url(f"sqlite:///{path}")
-    )
+    path = workdir / f"concurrent-{processes}x{threads}-{time.time_ns()}.db"
+    setup = AuditStore.from_url(f"sqlite:///{path}")
     setup.create_schema()
     setup.close()
     ctx = mp.get_context("spawn")
     queue, go = ctx.Queue(), ctx.Event()
     procs = [
-        ctx.Process(target=_append_worker, args=(kind, str(path), threads, per_thread, go, queue))
+        ctx.Process(target=_append_worker, args=(str(path), threads, per_thread, go, queue))
         for _ in range(processes)
     ]
     try:
@@ -406,7 +432,7 @@ def concurrent_appends(
             p.start()
         time.sleep(0.2)
         go.set()
-        parts = [queue.get(timeout=180) for _ in procs]
+        parts = [_result(queue, procs) for _ in procs]
     finally:
         for p in procs:
             if p.pid is None:
@@ -416,20 +442,55 @@ def concurrent_appends(
                 p.kill()
                 p.join(timeout=5)
     lat = [x for part in parts for x in part[2]]
+    transactions, records = sum(p[3] for p in parts), sum(p[4] for p in parts)
     elapsed = max(p[1] for p in parts) - min(p[0] for p in parts)
     check = AuditStore.from_url(f"sqlite:///{path}")
     verified = check.verify()
     check.close()
+    path.unlink(missing_ok=True)
     if not verified.ok or verified.checked != len(lat) + processes:
-        raise RuntimeError(f"{kind} appends left a broken chain: {verified}")
+        raise RuntimeError(f"{processes}x{threads} appends left a broken chain: {verified}")
     return {
         "writers": processes * threads,
-        "appends": len(lat),
-        "appends_per_s": len(lat) / elapsed,
-        "p50_ms": percentile(lat, 50) * 1000,
-        "p99_ms": percentile(lat, 99) * 1000,
-        "max_ms": max(lat) * 1000,
+        "records": len(lat),
+        "records_per_s": len(lat) / elapsed,
+        "transactions": transactions,
+        "records_per_transaction": records / transactions if transactions else float("nan"),
+        "wait_p50_ms": percentile(lat, 50) * 1000,
+        "wait_p90_ms": percentile(lat, 90) * 1000,
+        "wait_max_ms": max(lat) * 1000,
     }
+
+
+def append_comparison(
+    workdir: Path, configs: Sequence[Sequence[int]], total: int, rounds: int
+) -> dict[str, Any]:
+    """Each (processes, threads) config once per round, in an order rotated per round, `total`
+    records each. "1x1" (one thread appending alone: one record per transaction, the behaviour
+    before group commit) is the baseline; each other config's records/s is divided by it per
+    round."""
+    labels = [f"{p}x{t}" for p, t in configs]
+    by_label = dict(zip(labels, configs, strict=True))
+    raw: dict[str, list[dict[str, float]]] = {label: [] for label in labels}
+    for r in range(rounds):
+        for label in alternate(labels, r):
+            procs, threads = by_label[label]
+            per_thread = max(total // (procs * threads), 5)
+            raw[label].append(concurrent_appends(workdir, procs, threads, per_thread))
+    summary: dict[str, Any] = {}
+    base = raw.get("1x1")
+    for label, runs in raw.items():
+        summary[label] = {
+            "processes": by_label[label][0],
+            "threads": by_label[label][1],
+            **{k: summarise([run[k] for run in runs]).as_dict() for k in runs[0]},
+        }
+        if base and label != "1x1":
+            speed = paired_ratios(
+                [x["records_per_s"] for x in runs], [x["records_per_s"] for x in base]
+            )
+            summary[label]["vs_1x1"] = summarise(speed).as_dict()
+    return {"rounds": raw, "summary": summary}
 
 
 def fsync_probe_ms(directory: Path, n: int = 40) -> dict[str, float]:
@@ -458,6 +519,7 @@ def run(
     n: int,
     appends_total: int,
     append_configs: Sequence[Sequence[int]] = ((1, 1), (1, 8), (2, 4)),
+    append_rounds: int = 3,
 ) -> dict[str, Any]:
     """The whole breakdown section (components, in-process requests, concurrent appends)."""
     workdir.mkdir(parents=True, exist_ok=True)
@@ -468,14 +530,12 @@ def run(
         steps = component_steps(ctx, n)
     finally:
         ctx.close()
-    asgi = _asgi_both(loaded, body, settings, tmp, max(n // 2, 50))
-    appends = {}
-    for procs, threads in append_configs:
-        for kind in ("current", "proto"):  # alternating, so disk drift hits both alike
-            per_thread = max(appends_total // (procs * threads), 5)
-            appends[f"{kind} {procs}x{threads}"] = concurrent_appends(
-                kind, tmp, procs, threads, per_thread
-            )
+    asgi = asgi_request(loaded, body, settings, tmp, max(n // 2, 50))
+    appends = (
+        append_comparison(tmp, append_configs, appends_total, append_rounds)
+        if append_configs
+        else {}
+    )
     return {
         "n": n,
         "steps": [dataclasses.asdict(s) for s in steps],
@@ -497,8 +557,9 @@ def unlimited(settings: Any) -> Any:
     return settings.model_copy(update={k: v for k, v in UNLIMITED.items() if k in fields})
 
 
-def _asgi_both(loaded: Any, body: bytes, settings: Any, tmp: Path, n: int) -> dict[str, Any]:
-    from bench.proto_app import create_proto_app
+def asgi_request(loaded: Any, body: bytes, settings: Any, tmp: Path, n: int) -> dict[str, Any]:
+    """`asgi_in_situ` on the service's own app, twice (fresh audit files); the run with the
+    lower mean is kept, since what slows a run down is other work on the machine."""
     from service.app import create_app
 
     settings = unlimited(settings)
@@ -506,39 +567,24 @@ def _asgi_both(loaded: Any, body: bytes, settings: Any, tmp: Path, n: int) -> di
     def token(app: Any) -> str:
         return str(app.state.riskscreen.keys.create("case_manager", "bench")[1])
 
-    runs: dict[str, list[dict[str, Any]]] = {"current": [], "proto": []}
-    for i in range(2):  # alternate twice; keep the run with the lower mean of each
-        cur = settings.model_copy(update={"audit_url": f"sqlite:///{tmp / f'asgi-cur-{i}.db'}"})
-        pro = settings.model_copy(update={"audit_url": f"sqlite:///{tmp / f'asgi-pro-{i}.db'}"})
-        runs["current"].append(
-            asgi_in_situ(lambda s=cur: create_app(s, model=loaded), body, n, token)  # type: ignore[misc]
-        )
-        runs["proto"].append(
-            asgi_in_situ(lambda s=pro: create_proto_app(s, loaded), body, n, token)  # type: ignore[misc]
-        )
-    return {k: min(v, key=lambda r: r["mean_us"]) for k, v in runs.items()}
+    def make(i: int) -> Callable[[], Any]:
+        s = settings.model_copy(update={"audit_url": f"sqlite:///{tmp / f'asgi-{i}.db'}"})
+        return lambda: create_app(s, model=loaded)
+
+    runs = [asgi_in_situ(make(i), body, n, token) for i in range(2)]
+    return min(runs, key=lambda r: r["mean_us"])
 
 
 def steps_table(steps: list[dict[str, Any]]) -> list[list[str]]:
-    """Rows for the report: step, current µs, share, prototype µs, gain."""
-    total_cur = sum(s["current_us"] for s in steps if not s["name"].startswith("score total"))
-    rows = []
-    for s in steps:
-        cur = s["current_us"]
-        share = "" if s["name"].startswith("score total") else f"{cur / total_cur:.0%}"
-        pro = s["proto_us"]
-        rows.append(
-            [
-                s["name"],
-                f"{cur:,.1f}",
-                share,
-                "" if pro is None else f"{pro:,.1f}",
-                "" if pro is None or pro <= 0 else f"{cur / pro:.1f}×",
-                s.get("note", ""),
-            ]
-        )
-    return rows
-
-
-if __name__ == "__main__":  # pragma: no cover - manual use
-    np.set_printoptions(precision=3)
+    """Rows for the report: step, median µs, share of the sum of the steps, note."""
+    parts = [s for s in steps if not s["name"].startswith("score total")]
+    total = sum(s["median_us"] for s in parts)
+    return [
+        [
+            s["name"],
+            f"{s['median_us']:,.1f}",
+            "" if s["name"].startswith("score total") else f"{s['median_us'] / total:.0%}",
+            s.get("note", ""),
+        ]
+        for s in steps
+    ]

@@ -1,4 +1,4 @@
-"""HTTP single score: riskscreen vs `mlflow models serve` vs the no-op ceiling (vs the prototype).
+"""HTTP single score: riskscreen vs `mlflow models serve` vs the no-op ceiling.
 
 All servers run at once on 127.0.0.1, each with 1 and with 2 workers, and are measured in
 rounds: in every round each (workers, concurrency) setting visits every server once, in an
@@ -11,7 +11,6 @@ count. Servers are stopped (their own process groups) in `finally`.
 - mlflow: `mlflow models serve -m models:/riskscreen/<v> --env-manager local --workers W`,
   `POST /invocations` with the same people's model fields (prediction only).
 - noop: `bench/noop_app.py` (validates the same body with ScoreRequest, returns a constant).
-- proto: `bench/proto_app.py` (riskscreen's app with the prototype changes, see bench/proto.py).
 """
 
 from __future__ import annotations
@@ -28,16 +27,11 @@ from bench.records import intake_records, mlflow_body, score_body
 from bench.servers import Server, free_port
 from bench.stats import alternate, ratio_summary, summarise
 
-TARGETS = ("riskscreen", "mlflow", "noop", "proto")
+TARGETS = ("riskscreen", "mlflow", "noop")
 REPO = Path(__file__).resolve().parents[1]
-SCORE_PATH = {
-    "riskscreen": "/v1/scores",
-    "proto": "/v1/scores",
-    "noop": "/v1/scores",
-    "mlflow": "/invocations",
-}
-READY_PATH = {"riskscreen": "/readyz", "proto": "/readyz", "noop": "/healthz", "mlflow": "/ping"}
-EXPECTED = {"riskscreen": 201, "proto": 201, "noop": 201, "mlflow": 200}
+SCORE_PATH = {"riskscreen": "/v1/scores", "noop": "/v1/scores", "mlflow": "/invocations"}
+READY_PATH = {"riskscreen": "/readyz", "noop": "/healthz", "mlflow": "/ping"}
+EXPECTED = {"riskscreen": 201, "noop": 201, "mlflow": 200}
 # Lifted for the benchmark: one key sends thousands of requests a second (service/limits.py).
 UNLIMITED_ENV = {
     "RISKSCREEN_RATE_LIMIT_PER_MINUTE": str(10**9),
@@ -106,32 +100,19 @@ def build_servers(
     for w in workers_list:
         for target in targets:
             port = free_port()
-            if target in ("riskscreen", "proto"):
+            if target == "riskscreen":
                 env = service_env(store, workdir / f"audit-{target}-w{w}.db", w)
                 tokens[f"{target}-{w}"] = create_key(env)
-                argv = (
-                    [
-                        _bin("riskscreen"),
-                        "serve",
-                        "--host",
-                        "127.0.0.1",
-                        "--port",
-                        str(port),
-                        "--workers",
-                        str(w),
-                    ]
-                    if target == "riskscreen"
-                    else [
-                        sys.executable,
-                        "-m",
-                        "bench.serve",
-                        "proto",
-                        "--port",
-                        str(port),
-                        "--workers",
-                        str(w),
-                    ]
-                )
+                argv = [
+                    _bin("riskscreen"),
+                    "serve",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                    "--workers",
+                    str(w),
+                ]
             elif target == "noop":
                 env = base_env(store)
                 argv = [
@@ -176,7 +157,7 @@ def build_servers(
 def start_all(
     servers: dict[tuple[str, int], Server], after_mlflow: Callable[[], object], timeout: float
 ) -> None:
-    """riskscreen, proto and noop first (they verify the registered artifacts), then mlflow
+    """riskscreen and noop first (they verify the registered artifacts), then mlflow
     (which writes `registered_model_meta` into them; `after_mlflow` takes it out again)."""
     first = [s for (t, _), s in servers.items() if t != "mlflow"]
     second = [s for (t, _), s in servers.items() if t == "mlflow"]
@@ -219,7 +200,7 @@ def run(
         "riskscreen": [score_body(r) for r in records],
         "mlflow": [mlflow_body(r, features) for r in records],
     }
-    bodies["proto"] = bodies["noop"] = bodies["riskscreen"]
+    bodies["noop"] = bodies["riskscreen"]
     workdir.mkdir(parents=True, exist_ok=True)
     servers, tokens = build_servers(store, version, workdir, workers_list, targets)
     rows: list[dict[str, Any]] = []
@@ -339,10 +320,6 @@ def summarise_rows(
                 "riskscreen/mlflow p50": ("riskscreen", "mlflow", "p50_ms"),
                 "riskscreen/mlflow rps": ("riskscreen", "mlflow", "rps"),
                 "riskscreen/noop rps": ("riskscreen", "noop", "rps"),
-                "proto/mlflow p50": ("proto", "mlflow", "p50_ms"),
-                "proto/mlflow rps": ("proto", "mlflow", "rps"),
-                "proto/noop rps": ("proto", "noop", "rps"),
-                "proto/riskscreen rps": ("proto", "riskscreen", "rps"),
             }
             ratios[key] = {
                 name: ratio_summary(_by_round(per[a], f), _by_round(per[b], f)).as_dict()

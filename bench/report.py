@@ -229,7 +229,7 @@ def _http(http: dict[str, Any]) -> list[str]:
         "authenticated, scored, exact grouped explanation, audit record committed with "
         "synchronous=FULL before the answer). mlflow: `mlflow models serve` of the same "
         "registered version, prediction only. noop: the same body validated by ScoreRequest, "
-        "constant answer. proto: riskscreen's app with the prototype changes (bench/proto.py).",
+        "constant answer.",
         "",
         table(
             [
@@ -402,91 +402,121 @@ def _quality(q: dict[str, Any]) -> list[str]:
 
 
 def _in_situ_rows(asgi: dict[str, Any]) -> list[list[str]]:
-    from bench.breakdown import IN_SITU, NESTED
+    from bench.breakdown import IN_SITU
 
-    cur, pro = asgi.get("current") or {}, asgi.get("proto") or {}
-    labels = list(dict.fromkeys(label for label, _, _ in IN_SITU))
-    mean = cur.get("mean_us") or float("nan")
+    steps = asgi.get("steps_mean_us") or {}
+    mean = asgi.get("mean_us") or float("nan")
     rows = []
-    for label in labels:
-        c = (cur.get("steps_mean_us") or {}).get(label)
-        p = (pro.get("steps_mean_us") or {}).get(label)
-        share = "" if c is None or label in NESTED else f"{c / mean:.0%}"
-        name = f"  of which {label}" if label in NESTED else label
-        rows.append([name, fmt(c), share, fmt(p)])
-    rest_c, rest_p = cur.get("unexplained_mean_us"), pro.get("unexplained_mean_us")
-    rows.append(
+    for t in IN_SITU:
+        us = steps.get(t.label)
+        share = "" if us is None or t.depth else f"{us / mean:.0%}"
+        rows.append([f"{'  ' * t.depth}{'of which ' if t.depth else ''}{t.label}", fmt(us), share])
+    rest = asgi.get("unexplained_mean_us")
+    rows += [
         [
-            "framework: routing, body validation, dependencies, thread-pool hops, "
-            "middleware, logging (the rest)",
-            fmt(rest_c),
-            "" if rest_c is None else f"{rest_c / mean:.0%}",
-            fmt(rest_p),
-        ]
-    )
-    rows.append(
-        ["**whole request, mean**", fmt(cur.get("mean_us")), "100%", fmt(pro.get("mean_us"))]
-    )
-    rows.append(["whole request, median", fmt(cur.get("median_us")), "", fmt(pro.get("median_us"))])
-    rows.append(
-        ["CPU per request (all threads)", fmt(cur.get("cpu_us")), "", fmt(pro.get("cpu_us"))]
-    )
+            "framework: routing, body validation, dependencies, thread-pool hop, event-loop "
+            "wake-ups, middleware, logging (the rest)",
+            fmt(rest),
+            "" if rest is None else f"{rest / mean:.0%}",
+        ],
+        ["**whole request, mean**", fmt(asgi.get("mean_us")), "100%"],
+        ["whole request, median", fmt(asgi.get("median_us")), ""],
+        ["CPU per request (all threads)", fmt(asgi.get("cpu_us")), ""],
+    ]
     return rows
+
+
+def _append_rows(appends: dict[str, Any]) -> list[list[str]]:
+    rows = []
+    for label, s in (appends.get("summary") or {}).items():
+        name = f"{s['processes']} × {s['threads']}"
+        if label == "1x1":
+            name += " (alone: one record per transaction)"
+        rows.append(
+            [
+                name,
+                fmt(_med(s["writers"])),
+                mmm(s["records_per_s"]),
+                mmm(s.get("vs_1x1")) if s.get("vs_1x1") else "",
+                mmm(s["records_per_transaction"]),
+                fmt(_med(s["wait_p50_ms"])),
+                fmt(_med(s["wait_p90_ms"])),
+                fmt(_med(s["wait_max_ms"])),
+            ]
+        )
+    return rows
+
+
+def _fsync(fs: dict[str, Any]) -> str:
+    parts = []
+    for when in ("before", "after"):
+        p = fs.get(when) or {}
+        parts.append(
+            f"{fmt(p.get('p50_ms'))} ms p50, {fmt(p.get('p90_ms'))} p90, "
+            f"{fmt(p.get('max_ms'))} max {when} the breakdown"
+        )
+    return "; ".join(parts)
 
 
 def _breakdown(bd: dict[str, Any], http: dict[str, Any] | None) -> list[str]:
     from bench.breakdown import steps_table
 
-    fs = bd.get("fsync_probe_ms", {})
-    app_rows = [
-        [
-            k,
-            v["writers"],
-            fmt(v["appends_per_s"]),
-            fmt(v["p50_ms"]),
-            fmt(v["p99_ms"]),
-            fmt(v["max_ms"]),
-        ]
-        for k, v in bd.get("concurrent_appends", {}).items()
-    ]
+    asgi = bd.get("asgi_request_us", {})
     http_p50 = None
     if http:
         s = http["summary"].get("w1 c1", {}).get("riskscreen")
         http_p50 = _med(s["p50_ms"]) if s else None
-    return [
+    missing = asgi.get("not_found") or []
+    out = [
         "## Where the time of one score goes (in process)",
         "",
         "**In situ**: `POST /v1/scores` through the ASGI app (lifespan, real thread pool, no "
         "socket), sequentially; each step timed inside the running app, mean µs per request. "
-        "What the steps leave is the framework's share.",
+        "Indented steps run inside the step above them; what the top-level steps leave is the "
+        f"framework's share. The audit writer committed {asgi.get('audit_records', '–')} "
+        f"records in {asgi.get('audit_transactions', '–')} transactions during the run.",
         "",
-        table(
-            ["step (in the running app)", "current µs", "share", "prototype µs"],
-            _in_situ_rows(bd.get("asgi_request_us", {})),
-        ),
+        table(["step (in the running app)", "µs", "share"], _in_situ_rows(asgi)),
         "",
+    ]
+    if missing:
+        out += [f"Not found in this version, so not timed: {', '.join(missing)}.", ""]
+    out += [
         f"Over HTTP (w1 c1) riskscreen's p50 was {fmt(http_p50)} ms. A bare fsync on this "
-        f"disk: {fmt((fs.get('before') or {}).get('p50_ms'))} ms p50 before the breakdown, "
-        f"{fmt((fs.get('after') or {}).get('p50_ms'))} ms after.",
+        f"disk: {_fsync(bd.get('fsync_probe_ms', {}))}.",
         "",
         f"**Tight loop**: each step alone, median µs over {bd['n']} calls (warm caches: "
         "a lower bound of its cost inside a request). Shares are of the sum of the steps "
         "(the 'score total' row overlaps its parts).",
         "",
-        table(
-            ["step", "current µs", "share", "prototype µs", "gain", "change"],
-            steps_table(bd["steps"]),
-        ),
-        "",
-        "Audit appends from several writers at once (processes × threads, one file; current = "
-        "AuditStore.append, proto = DB-API + wake-at-once locks):",
-        "",
-        table(
-            ["store, processes × threads", "writers", "appends/s", "p50 ms", "p99 ms", "max ms"],
-            app_rows,
-        ),
+        table(["step", "µs", "share", "note"], steps_table(bd["steps"])),
         "",
     ]
+    appends = bd.get("concurrent_appends") or {}
+    if appends.get("summary"):
+        out += [
+            "**Audit appends at once**: processes × threads each calling `AuditStore.append` "
+            "on one file (one writer thread per process groups what its threads queued), "
+            "alternating with one thread appending alone; median (min–max) over "
+            f"{len(next(iter(appends['rounds'].values())))} rounds. Records per transaction from "
+            "`AuditStore.stats`; wait = one append, submit to commit.",
+            "",
+            table(
+                [
+                    "processes × threads",
+                    "writers",
+                    "records/s",
+                    "records/s vs 1 × 1 (per round)",
+                    "records per transaction",
+                    "wait p50 ms",
+                    "p90 ms",
+                    "max ms",
+                ],
+                _append_rows(appends),
+            ),
+            "",
+        ]
+    return out
 
 
 def _training(t: dict[str, Any]) -> list[str]:

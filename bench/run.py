@@ -5,11 +5,11 @@ section failed, 0 otherwise, whatever the verdicts):
 
 1. training   the default `riskscreen train` into the bench store (full mode always; --quick
               reuses the store and the figure measured when it was built, if there is one)
-2. breakdown  where the time of one score goes, in process (current code vs prototype)
+2. breakdown  where the time of one score goes, in process; audit appends alone vs at once
 3. quality    served model's test AUC vs larger models (cached by data fingerprint)
 4. batch      score_frame (leaf tables) vs score_frame on pred_contrib vs the naive MLflow + shap
               path, rows/s and memory
-5. http       riskscreen vs mlflow models serve vs the no-op ceiling vs the prototype
+5. http       riskscreen vs mlflow models serve vs the no-op ceiling
 6. generator  bench/synth_throughput.py
 
 Results: `<out>/latest.json` (everything, raw rounds included) and `<out>/latest.md`.
@@ -37,7 +37,6 @@ SECTIONS = ("training", "breakdown", "quality", "batch", "http", "generator")
 MODES: dict[str, dict[str, Any]] = {
     "quick": {
         "rounds": 3,
-        "prototypes": False,
         "http_seconds": 1,
         "max_requests": 50_000,
         "http_workers": [1, 2],
@@ -47,13 +46,12 @@ MODES: dict[str, dict[str, Any]] = {
         "batch_threads": [1, 2],
         "breakdown_n": 300,
         "appends_total": 160,
-        "append_configs": [],
+        "append_configs": [[1, 1], [1, 8], [2, 4]],
         "generator_n": 200_000,
         "memory_cases": "none",
     },
     "full": {
         "rounds": 5,
-        "prototypes": True,
         "http_seconds": 3,
         "max_requests": 200_000,
         "http_workers": [1, 2],
@@ -194,6 +192,7 @@ class Run:
             self.p["breakdown_n"],
             self.p["appends_total"],
             self.p["append_configs"],
+            self.p["rounds"],
         )
 
     def quality(self) -> None:
@@ -244,9 +243,7 @@ class Run:
             n_records=self.p["records"],
             use_wrk=self.use_wrk,
             after_mlflow=self.after_mlflow,
-            targets=http_bench.TARGETS
-            if self.p["prototypes"]
-            else ("riskscreen", "mlflow", "noop"),
+            targets=http_bench.TARGETS,
             progress=log,
         )
 

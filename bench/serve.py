@@ -1,19 +1,17 @@
 """Serve a bench app with exactly the uvicorn settings `riskscreen serve` uses.
 
-    python -m bench.serve noop|proto --port P [--workers N]
+    python -m bench.serve noop --port P [--workers N]
 
-`proto` also configures logging the way `riskscreen serve` does (INFO to stderr), so its access
-log line per request costs what riskscreen's costs; `noop` logs nothing, like a bare endpoint.
+`noop` (bench/noop_app.py) logs nothing, like a bare endpoint.
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
 
 import uvicorn
 
-APPS = {"noop": "bench.noop_app:app", "proto": "bench.proto_app:app"}
+APPS = {"noop": "bench.noop_app:app"}
 
 
 def main() -> None:
@@ -23,10 +21,6 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args()
-    if args.app == "proto":
-        logging.basicConfig(
-            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-        )
     uvicorn.run(
         APPS[args.app],
         host=args.host,

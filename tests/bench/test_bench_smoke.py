@@ -1,11 +1,13 @@
 """Smoke test of the benchmark harness's pure pieces (no servers, no HTTP, a few seconds).
 
 The benchmark itself (`python -m bench`) is not a test: speed targets live in its results.
-This only keeps its arithmetic, its tables and one in-process breakdown working.
+This only keeps its arithmetic, its tables and one in-process breakdown working (the in-situ
+timers included: they name functions of the package and service, which may be renamed).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -13,7 +15,16 @@ import numpy as np
 import pytest
 
 from bench import report
-from bench.breakdown import _Ctx, component_steps, fsync_probe_ms, steps_table
+from bench.breakdown import (
+    COMMIT_WAIT,
+    IN_SITU,
+    _Ctx,
+    append_comparison,
+    asgi_request,
+    component_steps,
+    fsync_probe_ms,
+    steps_table,
+)
 from bench.loadgen import wrk_script
 from bench.run import summarise_batch
 from bench.stats import alternate, paired_ratios, percentile, ratio_summary, summarise
@@ -164,7 +175,36 @@ def test_one_in_process_breakdown(tiny_model: LoadedModel, tmp_path: Path) -> No
         ctx.close()
     names = [s.name for s in steps]
     assert any(n.startswith("explain") for n in names) and any("audit commit" in n for n in names)
-    assert all(s.current_us > 0 for s in steps)
-    rows = steps_table([s.__dict__ for s in steps])
+    assert any(n.startswith("serialise") for n in names)
+    assert all(s.median_us > 0 for s in steps)
+    rows = steps_table([dataclasses.asdict(s) for s in steps])
     assert len(rows) == len(steps) and rows[0][0].startswith("validate")
     assert fsync_probe_ms(tmp_path, n=3)["p50_ms"] >= 0
+
+
+def test_in_situ_timers_find_every_step(tiny_model: LoadedModel, tmp_path: Path) -> None:
+    """Every function IN_SITU names still exists and runs once per request (a renamed one
+    would silently drop out of the table), and the report renders the section."""
+    from bench.records import intake_records, score_body
+    from riskscreen.settings import Settings
+
+    body = score_body(intake_records(3)[1])
+    got = asgi_request(tiny_model, body, Settings(data_dir=tmp_path), tmp_path, n=20)
+    assert got["not_found"] == []
+    assert set(got["steps_mean_us"]) == {t.label for t in IN_SITU}
+    assert got["audit_records"] >= 20 and got["audit_transactions"] >= 1
+    top = sum(got["steps_mean_us"][t.label] for t in IN_SITU if t.depth == 0)
+    assert 0 < top < got["mean_us"]
+    appends = append_comparison(tmp_path, [(1, 1), (1, 2)], total=10, rounds=1)
+    alone, grouped = appends["summary"]["1x1"], appends["summary"]["1x2"]
+    assert alone["records_per_transaction"]["median"] == 1.0
+    assert grouped["records"]["median"] == 10 and grouped["vs_1x1"]["n"] == 1
+    bd = {
+        "n": 20,
+        "steps": [{"name": "validate", "median_us": 1.0, "note": ""}],
+        "asgi_request_us": got,
+        "concurrent_appends": appends,
+        "fsync_probe_ms": {"before": fsync_probe_ms(tmp_path, n=3)},
+    }
+    text = "\n".join(report._breakdown(bd, None))
+    assert COMMIT_WAIT in text and "1 × 2" in text and "records per transaction" in text

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, HTTPException, Response, status
-from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from riskscreen.audit import AuditRecord
@@ -45,26 +45,27 @@ _SCORING: Responses = {**AUTH, **TOO_LARGE, **INVALID, **UNAVAILABLE, **UNEXPLAI
 
 
 def _response(
-    record: AuditRecord, result: ScoreResult, lang: Lang, model_info: dict[str, Any]
-) -> ScoreResponse:
-    payload = record.payload
-    return ScoreResponse(
-        score_id=record.record_id,
-        case_ref=payload["case_ref"],
-        probability=result.probability,
-        log_odds=result.log_odds,
-        base_log_odds=result.base_log_odds,
-        band=result.band,
-        flagged=result.flagged,
-        threshold=result.threshold,
-        contributions=result.labelled_contributions(lang),
-        reasons=result.reasons(lang),
-        lang=lang,
-        model=model_info,
-        audit_record_id=record.record_id,
-        created_at=record.created_at,
-        notice=NOTICE[lang],
-    )
+    record: AuditRecord, case_ref: str, result: ScoreResult, lang: Lang, model_info: dict[str, Any]
+) -> dict[str, Any]:
+    """The ScoreResponse body as plain data: building the pydantic model for every score cost
+    more than scoring it; tests check each served body against the model instead."""
+    return {
+        "score_id": record.record_id,
+        "case_ref": case_ref,
+        "probability": result.probability,
+        "log_odds": result.log_odds,
+        "base_log_odds": result.base_log_odds,
+        "band": result.band,
+        "flagged": result.flagged,
+        "threshold": result.threshold,
+        "contributions": result.labelled_contributions(lang),
+        "reasons": result.reasons(lang),
+        "lang": lang,
+        "model": model_info,
+        "audit_record_id": record.record_id,
+        "created_at": record.created_at,
+        "notice": NOTICE[lang],
+    }
 
 
 def _model_info(state: State, version: str) -> dict[str, Any]:
@@ -98,11 +99,11 @@ async def _ensure_enabled(state: State) -> None:
         raise _switched_off()
 
 
-def _json(model: BaseModel, status_code: int) -> Response:
-    # Returning a Response skips FastAPI's second validation of the model and its dump through
-    # jsonable_encoder; the response_model still documents the body.
+def _json(content: Any, status_code: int = 200) -> Response:
+    # Returned as bytes, FastAPI neither validates the body again nor walks it through
+    # jsonable_encoder; the response_model still documents it.
     return Response(
-        model.model_dump_json(), status_code, headers=NO_STORE, media_type="application/json"
+        orjson.dumps(content), status_code, headers=NO_STORE, media_type="application/json"
     )
 
 
@@ -122,7 +123,7 @@ async def create_score(
     pending = submit_score(state.audit, served.loaded, served.scorer, key, *_item(body))
     record = await asyncio.shield(asyncio.wrap_future(pending.committed))
     model_info = _model_info(state, pending.model.version)
-    return _json(_response(record, pending.result, lang, model_info), 201)
+    return _json(_response(record, pending.case_ref, pending.result, lang, model_info), 201)
 
 
 @router.post("/batch", response_model=BatchResponse, status_code=201, responses=_SCORING)
@@ -134,24 +135,23 @@ def create_scores(body: BatchRequest, key: CaseManager, state: State, lang: Lang
     items = [_item(item) for item in body.records]
     scored = score_and_audit_many(state.audit, served.loaded, served.scorer, key, items)
     model_info = _model_info(state, served.loaded.version)
-    return _json(
-        BatchResponse(scores=[_response(s.record, s.result, lang, model_info) for s in scored]),
-        201,
-    )
+    scores = [_response(s.record, s.case_ref, s.result, lang, model_info) for s in scored]
+    return _json({"scores": scores}, 201)
 
 
 @router.get(
     "/{score_id:uuid}", response_model=ScoreResponse, responses={**AUTH, **NOT_FOUND, **INVALID}
 )
 def read_score(
-    score_id: RecordId, key: CaseManagerOrAuditor, state: State, lang: Language, response: Response
-) -> ScoreResponse:
+    score_id: RecordId, key: CaseManagerOrAuditor, state: State, lang: Language
+) -> Response:
     """A score as it was served; its owner or an auditor may read it."""
     record = visible_score(state.audit, key, score_id)
-    response.headers.update(NO_STORE)
-    version = str(record.payload["model"]["version"])
+    payload = record.payload
+    version = str(payload["model"]["version"])
     fields = state.model_version(version).bundle.spec.fields
-    return _response(record, result_from_record(record, fields), lang, _model_info(state, version))
+    result = result_from_record(record, fields)
+    return _json(_response(record, payload["case_ref"], result, lang, _model_info(state, version)))
 
 
 @router.post(

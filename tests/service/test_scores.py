@@ -10,6 +10,7 @@ from http_support import Service
 
 from riskscreen.casework import NOTICE
 from riskscreen.schema import FIELDS_BY_NAME, GROUPS_BY_NAME
+from service.schemas import ScoreResponse
 
 ISSUE_FIELDS = {
     "score_id",
@@ -49,6 +50,18 @@ def batch(service: Service, bodies: list[dict[str, Any]]) -> list[dict[str, Any]
     assert response.status_code == 201, response.text
     scores: list[dict[str, Any]] = response.json()["scores"]
     return scores
+
+
+def test_every_served_body_is_exactly_the_documented_model(
+    service: Service, bodies: list[dict[str, Any]], batch: list[dict[str, Any]]
+) -> None:
+    # The routes return JSON bytes built from plain data, so FastAPI does not check them against
+    # their response_model; this does: same fields, same types, nothing extra.
+    single = service.score(bodies[1])
+    again = service.client.get(f"/v1/scores/{single['score_id']}", headers=service.auth("cm"))
+    for body in (single, again.json(), *batch):
+        assert ScoreResponse.model_validate(body, strict=True).model_dump(mode="json") == body
+    assert again.json() == single
 
 
 def test_a_score_carries_every_promised_field(

@@ -1,8 +1,8 @@
 """Dependencies shared by the routers: the process state and who is calling, in which role.
 
-Only the key lookup reads a database, so only `current_key` is a plain `def` (FastAPI runs it
-in the thread pool); the others are `async def` and run on the event loop, because each trip
-to the thread pool costs more than the work these do (a context switch each way).
+All are `async def` and run on the event loop, because a trip to the thread pool costs more
+than the work these do (a context switch each way); the one that may read a database,
+`current_key`, sends only that read to the pool, and only when its one-second memory misses.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 from fastapi import Depends, HTTPException, Path, Query, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AfterValidator, AwareDatetime, BeforeValidator
+from starlette.concurrency import run_in_threadpool
 
 from riskscreen.explain import Lang
 from riskscreen.keys import ApiKey, Role
@@ -32,13 +33,20 @@ async def get_state(request: Request) -> AppState:
 State = Annotated[AppState, Depends(get_state)]
 
 
-def current_key(
+async def current_key(
     request: Request,
     state: State,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> ApiKey:
-    """401 unless the bearer token belongs to an active key; 429 past the key's rate limit."""
-    key = state.keys.authenticate(credentials.credentials if credentials else None)
+    """401 unless the bearer token belongs to an active key; 429 past the key's rate limit.
+
+    A key authenticated within the last second is recognised from memory on the event loop;
+    otherwise the database is read in the thread pool, never on the loop.
+    """
+    token = credentials.credentials if credentials else None
+    key = state.keys.recently_authenticated(token)
+    if key is None:
+        key = await run_in_threadpool(state.keys.authenticate, token)
     if key is None:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,

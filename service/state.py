@@ -23,6 +23,9 @@ from riskscreen.settings import Settings
 from riskscreen.switch import ScoringSwitchStore
 
 SWITCH_CACHE_SECONDS = 1.0
+# A key read from the database is trusted from memory this long: a revocation by another
+# process reaches this one as fast as the stop switch does (see riskscreen.keys).
+KEY_CACHE_SECONDS = 1.0
 
 
 # Never committed: seq 0 lies before the chain's first record (seq 1).
@@ -117,7 +120,7 @@ class AppState:
 def open_state(settings: Settings, model: Any = None) -> AppState:
     """Open the stores (creating tables) and load the verified champion model."""
     audit = AuditStore.from_url(settings.resolved_audit_url)
-    keys = KeyStore(audit.engine)
+    keys = KeyStore(audit.engine, cache_seconds=KEY_CACHE_SECONDS)
     switch = ScoringSwitchStore(audit.engine)
     audit.create_schema()
     keys.create_schema()

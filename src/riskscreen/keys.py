@@ -5,6 +5,11 @@ secret is stored; the secret carries 256 random bits, so a fast hash is enough (
 hash protects guessable secrets, which these are not). Authentication compares digests in
 constant time and never raises on a malformed token: an unknown caller is simply not let in.
 
+A service may keep what it authenticated for a moment (``cache_seconds``): a request whose key
+was read from the database less than that long ago is let in from memory, by the same digest
+comparison. Revoking through the same store takes effect at once; a revocation by another
+process (the CLI, another worker) within ``cache_seconds``, as the stop switch does.
+
 Creating and revoking keys should be audited by the caller, e.g.
 ``audit.append("key_created", key.as_payload())``; the payload never holds the secret.
 """
@@ -16,6 +21,8 @@ import hashlib
 import hmac
 import re
 import secrets
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, NamedTuple, get_args
@@ -95,6 +102,15 @@ def _secret_hash(key_id: str, secret: str) -> str:
     return hashlib.sha256(f"{key_id}:{secret}".encode()).hexdigest()
 
 
+def _claim(token: str | None) -> tuple[str, str] | None:
+    """(key id, digest of the presented secret) of a well-formed token, else None."""
+    match = _TOKEN.fullmatch(token) if isinstance(token, str) else None
+    if match is None:
+        return None
+    key_id, secret = match.groups()
+    return key_id, _secret_hash(key_id, secret)
+
+
 def _to_key(row: Row[Any] | _KeyRow) -> ApiKey:
     return ApiKey(
         key_id=row.key_id,
@@ -108,9 +124,19 @@ def _to_key(row: Row[Any] | _KeyRow) -> ApiKey:
 class KeyStore:
     """API keys in the ``api_keys`` table (may share the audit log's database)."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        cache_seconds: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.engine = engine
+        self.cache_seconds = cache_seconds
+        self._clock = clock
         self._by_id = _BY_ID.format(_PLACEHOLDER[engine.dialect.paramstyle])
+        # key_id -> (read at, stored digest, key); only active keys, only while fresh.
+        self._recent: dict[str, tuple[float, str, ApiKey]] = {}
 
     @classmethod
     def from_url(cls, url: str) -> KeyStore:
@@ -151,16 +177,29 @@ class KeyStore:
 
     def authenticate(self, token: str | None) -> ApiKey | None:
         """The active key this token belongs to, or None (malformed, unknown, wrong, revoked)."""
-        match = _TOKEN.fullmatch(token) if isinstance(token, str) else None
-        if match is None:
+        claim = _claim(token)
+        if claim is None:
             return None
-        key_id, secret = match.groups()
+        key_id, digest = claim
         row = self._lookup(key_id)
-        if row is None:
+        if row is None or row.revoked_at is not None:
+            self._recent.pop(key_id, None)
             return None
-        if not hmac.compare_digest(row.secret_hash, _secret_hash(key_id, secret)):
+        if not hmac.compare_digest(row.secret_hash, digest):
             return None
-        return _to_key(row) if row.revoked_at is None else None
+        key = _to_key(row)
+        if self.cache_seconds > 0:
+            self._recent[key_id] = (self._clock(), row.secret_hash, key)
+        return key
+
+    def recently_authenticated(self, token: str | None) -> ApiKey | None:
+        """The key this token was authenticated as less than `cache_seconds` ago, without
+        reading the database (so an event loop may call it); None means: call `authenticate`."""
+        claim = _claim(token)
+        entry = self._recent.get(claim[0]) if claim is not None else None
+        if claim is None or entry is None or self._clock() - entry[0] >= self.cache_seconds:
+            return None
+        return entry[2] if hmac.compare_digest(entry[1], claim[1]) else None
 
     def list(self) -> builtins.list[ApiKey]:
         """All keys, revoked ones included, oldest first."""
@@ -182,6 +221,7 @@ class KeyStore:
             .where(api_keys.c.key_id == key_id, api_keys.c.revoked_at.is_(None))
             .values(revoked_at=_now())
         )
+        self._recent.pop(key_id, None)
         row = self._row(key_id)
         return _to_key(row) if row is not None else None
 

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import re
 import secrets
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 from http_support import Service
+
+from riskscreen.keys import KeyStore
+from service.state import KEY_CACHE_SECONDS
 
 # (method, path template, allowed roles). {score} and {record} are filled with real ids.
 ENDPOINTS: list[tuple[str, str, frozenset[str]]] = [
@@ -75,6 +79,19 @@ def _revoked(service: Service) -> str:
     key, token = service.state.keys.create("auditor", "leaver")
     service.state.keys.revoke(key.key_id)
     return f"Bearer {token}"
+
+
+def test_a_key_revoked_by_another_process_is_refused_within_a_second(service: Service) -> None:
+    key, token = service.state.keys.create("auditor", "leaver elsewhere")
+    headers = {"Authorization": f"Bearer {token}"}
+    assert service.client.get("/v1/audit/verify", headers=headers).status_code == 200
+    # As `riskscreen keys revoke` does: its own store on the same database.
+    KeyStore(service.state.audit.engine).revoke(key.key_id)
+    revoked_at = time.monotonic()
+    while service.client.get("/v1/audit/verify", headers=headers).status_code != 401:
+        assert time.monotonic() - revoked_at < KEY_CACHE_SECONDS + 2.0, "still let in"
+        time.sleep(0.05)
+    assert service.client.get("/v1/audit/verify", headers=headers).status_code == 401
 
 
 def _wrong_secret(service: Service) -> str:

@@ -90,6 +90,42 @@ def test_revoked_key_is_refused(keys: KeyStore) -> None:
     assert keys.revoke("0" * 16) is None
 
 
+def test_a_key_is_remembered_for_cache_seconds_only(keys: KeyStore) -> None:
+    now = [100.0]
+    remembering = KeyStore(keys.engine, cache_seconds=1.0, clock=lambda: now[0])
+    key, token = remembering.create("case_manager", "Anna")
+    _, other_token = remembering.create("auditor", "Bo")
+    assert remembering.recently_authenticated(token) is None  # never read yet
+    assert remembering.authenticate(token) == key
+    assert remembering.recently_authenticated(token) == key
+    assert remembering.recently_authenticated(other_token) is None
+    wrong = token[:-1] + ("A" if token[-1] != "A" else "B")
+    assert remembering.recently_authenticated(wrong) is None  # same key id, wrong secret
+    assert remembering.recently_authenticated("rs_nonsense") is None
+    # Revoked by another process: still remembered until the second is over, then refused.
+    keys.revoke(key.key_id)
+    now[0] += 0.999
+    assert remembering.recently_authenticated(token) == key
+    now[0] += 0.001
+    assert remembering.recently_authenticated(token) is None
+    assert remembering.authenticate(token) is None
+
+
+def test_revoking_through_the_same_store_forgets_at_once(keys: KeyStore) -> None:
+    remembering = KeyStore(keys.engine, cache_seconds=60.0)
+    key, token = remembering.create("case_manager", "Anna")
+    assert remembering.authenticate(token) == key
+    assert remembering.revoke(key.key_id) is not None
+    assert remembering.recently_authenticated(token) is None
+    assert remembering.authenticate(token) is None
+
+
+def test_without_cache_seconds_nothing_is_remembered(keys: KeyStore) -> None:
+    key, token = keys.create("case_manager", "Anna")
+    assert keys.authenticate(token) == key
+    assert keys.recently_authenticated(token) is None
+
+
 def test_bad_role_or_name_is_refused(keys: KeyStore) -> None:
     with pytest.raises(ValueError, match="role"):
         keys.create("superuser", "x")  # type: ignore[arg-type]

@@ -3,10 +3,10 @@
 Steps follow `POST /v1/scores`: validate the body, authenticate the key, encode the features,
 explain (exact TreeSHAP) and predict, build the audit payload, commit the audit record (group
 commit, SQLite WAL + synchronous=FULL on the bench disk), and serialise the response the way the
-route does (`Response(ScoreResponse(...).model_dump_json())`). The whole request through the
-ASGI app without a socket closes the account, with each step timed inside the running app: what
-the steps do not explain is the framework, the thread-pool hop of the key lookup, the event
-loop's wake-up after the commit, and middleware.
+route does (the documented body as plain data, `orjson.dumps` into a Response). The whole
+request through the ASGI app without a socket closes the account, with each step timed inside
+the running app: what the steps do not explain is the framework, the event loop's wake-up after
+the commit, and middleware.
 
 A second part appends audit records from several threads at once (and from two processes),
 alternating with one thread appending alone, so the gain of group commit is measured in the same
@@ -142,8 +142,8 @@ def component_steps(ctx: _Ctx, n: int) -> list[Step]:
             ),
         ),
         Step(
-            "serialise (ScoreResponse(...).model_dump_json() into a Response)",
-            m(time_us(lambda: _json(_response(record, ctx.result, "sv", info), 201), n)),
+            "serialise (the body as plain data, orjson.dumps into a Response)",
+            m(time_us(lambda: _json(_response(record, "BENCH-1", ctx.result, "sv", info), 201), n)),
             "as the route returns it: no response-model re-validation",
         ),
     ]
@@ -208,15 +208,16 @@ class Timed:
 
 
 COMMIT_WAIT = "audit commit, awaited (submit → future resolved)"
-# The route: key lookup (thread pool), `submit_score` on the event loop (score, payload,
+# The route: the key (from memory; from the database in the thread pool once a second),
+# `submit_score` on the event loop (score, payload,
 # queue the record), await the commit future, `_response`, `_json`. Names are looked up in the
 # module that calls them, so `submit_score` is wrapped where the route imported it.
 IN_SITU = (
     Timed(
-        "authenticate key (KeyStore.authenticate, in the thread pool)",
+        "authenticate key (KeyStore.recently_authenticated, on the loop)",
         0,
         "riskscreen.keys",
-        "KeyStore.authenticate",
+        "KeyStore.recently_authenticated",
     ),
     Timed("score and queue (casework.submit_score)", 0, "service.routers.scores", "submit_score"),
     Timed("score (Scorer.score)", 1, "riskscreen.scoring", "Scorer.score"),
@@ -240,7 +241,7 @@ IN_SITU = (
     ),
     Timed("build response (routers.scores._response)", 0, "service.routers.scores", "_response"),
     Timed(
-        "serialise (routers.scores._json: model_dump_json into a Response)",
+        "serialise (routers.scores._json: orjson.dumps into a Response)",
         0,
         "service.routers.scores",
         "_json",

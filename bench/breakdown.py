@@ -319,7 +319,7 @@ def asgi_in_situ(
     """`POST /v1/scores` through the app n times (lifespan run, real thread pool, no socket):
     median and mean wall µs per request, CPU µs per request, and each step's mean µs measured
     inside the running app, with what the top-level steps leave unexplained (framework,
-    validation, thread-pool hop, event-loop wake-ups, middleware, logging)."""
+    validation, event-loop wake-ups, middleware, logging)."""
 
     async def main() -> dict[str, Any]:
         app = make_app()

@@ -414,7 +414,7 @@ def _in_situ_rows(asgi: dict[str, Any]) -> list[list[str]]:
     rest = asgi.get("unexplained_mean_us")
     rows += [
         [
-            "framework: routing, body validation, dependencies, thread-pool hop, event-loop "
+            "framework: routing, body validation, dependencies, event-loop "
             "wake-ups, middleware, logging (the rest)",
             fmt(rest),
             "" if rest is None else f"{rest / mean:.0%}",

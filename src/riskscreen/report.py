@@ -840,6 +840,7 @@ def build_context(
                 "leaves": c.num_leaves,
                 "auc": f"{c.validation_auc:.4f}",
                 "us": f"{c.explain_us_per_row:.1f}",
+                "explainer": c.explainer,
                 "chosen": i == result.chosen,
             }
             for i, c in enumerate(result.candidates)

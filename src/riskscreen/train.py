@@ -17,7 +17,8 @@ import pandas as pd
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
-from riskscreen.bundle import Calibration, ModelBundle, Thresholds
+from riskscreen import treeshap
+from riskscreen.bundle import LEAF_TABLES, PRED_CONTRIB, Calibration, ModelBundle, Thresholds
 from riskscreen.config import ModelConfig, SplitConfig, TreeCandidate
 from riskscreen.features import FeatureSpec
 
@@ -97,12 +98,21 @@ def fit_trees(
     return lgb.train(params, data, num_boost_round=candidate.num_trees)
 
 
-def explain_cost_us(booster: lgb.Booster, x: np.ndarray, rows: int = 500) -> float:
-    """Microseconds per row of exact TreeSHAP on one thread (the served explanation's cost)."""
-    sample = x[:rows]
-    start = time.perf_counter()
-    booster.predict(sample, pred_contrib=True, num_threads=1)
-    return (time.perf_counter() - start) / max(len(sample), 1) * 1e6
+def explain_cost_us(booster: lgb.Booster, x: np.ndarray, rows: int = 500) -> tuple[float, str]:
+    """Microseconds per row, on one thread, of the exact TreeSHAP that would serve `booster`
+    (the leaf tables, or `pred_contrib` for a model they refuse), and that explainer's name."""
+    sample = np.ascontiguousarray(x[:rows], dtype=np.float64)
+    try:
+        tables = treeshap.build(booster)  # built and checked now, so not timed below
+    except treeshap.UnsupportedModel:
+        start = time.perf_counter()
+        booster.predict(sample, pred_contrib=True, num_threads=1)
+        name = PRED_CONTRIB
+    else:
+        start = time.perf_counter()
+        tables.contributions(sample, num_threads=1)
+        name = LEAF_TABLES
+    return (time.perf_counter() - start) / max(len(sample), 1) * 1e6, name
 
 
 @dataclass(frozen=True)
@@ -111,6 +121,7 @@ class CandidateResult:
     num_leaves: int
     validation_auc: float
     explain_us_per_row: float
+    explainer: str
 
 
 def choose_capacity(
@@ -128,16 +139,17 @@ def choose_capacity(
         booster = fit_trees(*train, spec, cfg, cand)
         raw = booster.predict(validation[0], raw_score=True)
         auc = float(roc_auc_score(validation[1], raw, sample_weight=validation[2]))
-        cost = explain_cost_us(booster, validation[0])
+        cost, explainer = explain_cost_us(booster, validation[0])
         log.info(
-            "candidate %d trees x %d leaves: validation AUC %.4f, explain %.0f us/row",
+            "candidate %d trees x %d leaves: validation AUC %.4f, explain %.0f us/row (%s)",
             cand.num_trees,
             cand.num_leaves,
             auc,
             cost,
+            explainer,
         )
         boosters.append(booster)
-        results.append(CandidateResult(cand.num_trees, cand.num_leaves, auc, cost))
+        results.append(CandidateResult(cand.num_trees, cand.num_leaves, auc, cost, explainer))
     best = max(r.validation_auc for r in results)
     eligible = [i for i, r in enumerate(results) if r.validation_auc >= best - cfg.auc_tolerance]
     chosen = min(eligible, key=lambda i: results[i].explain_us_per_row)

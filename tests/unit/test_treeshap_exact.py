@@ -31,6 +31,7 @@ from riskscreen.bundle import (
 from riskscreen.features import FeatureSpec
 from riskscreen.schema import DEFAULT_FEATURES
 from riskscreen.scoring import Scorer
+from riskscreen.train import explain_cost_us
 
 FIELDS = ("age", "years_of_schooling", "self_rated_health", "disability")
 
@@ -301,6 +302,16 @@ def test_models_the_tables_refuse_are_explained_by_pred_contrib(model: Any, why:
     assert np.array_equal(contrib, 1.1 * raw[:, :-1])
     with pytest.raises(treeshap.UnsupportedModel, match=why):
         bundle.contributions(x[:1], explainer=LEAF_TABLES)
+    # Capacity selection times the explainer that would serve the model, and says which.
+    assert explain_cost_us(booster, x)[1] == PRED_CONTRIB
+
+
+def test_capacity_selection_times_the_leaf_tables_when_they_serve(
+    small: tuple[ModelBundle, np.ndarray],
+) -> None:
+    bundle, x = small
+    cost, explainer = explain_cost_us(bundle.booster, x)
+    assert explainer == LEAF_TABLES == bundle.explainer and cost > 0
 
 
 def test_kernels_compile_without_a_writable_cache_directory(

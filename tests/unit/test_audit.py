@@ -11,7 +11,6 @@ import json
 import multiprocessing
 import re
 import tempfile
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from multiprocessing.synchronize import Event
@@ -34,27 +33,7 @@ from riskscreen.audit import (
     record_hash,
 )
 
-BACKENDS = [
-    pytest.param("sqlite", id="sqlite"),
-    pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres),
-]
 TEXT_COLUMNS = ["record_id", "kind", "created_at", "payload", "prev_hash", "hash"]
-
-
-@pytest.fixture(params=BACKENDS)
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'audit.db'}"
-    url: str = request.getfixturevalue("pg_database_url")
-    return url
-
-
-@pytest.fixture
-def store(store_url: str) -> Iterator[AuditStore]:
-    audit_store = AuditStore.from_url(store_url)
-    audit_store.create_schema()
-    yield audit_store
-    audit_store.close()
 
 
 def fill(store: AuditStore, n: int) -> list[audit.AuditRecord]:

@@ -28,27 +28,7 @@ from riskscreen import audit
 from riskscreen.audit import AuditRecord, AuditStore, AuditUnavailable, canonical_json
 from riskscreen.db import write_transaction
 
-BACKENDS = [
-    pytest.param("sqlite", id="sqlite"),
-    pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres),
-]
 WRITER = "riskscreen-audit-writer"
-
-
-@pytest.fixture(params=BACKENDS)
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'audit.db'}"
-    url: str = request.getfixturevalue("pg_database_url")
-    return url
-
-
-@pytest.fixture
-def store(store_url: str) -> Iterator[AuditStore]:
-    audit_store = AuditStore.from_url(store_url)
-    audit_store.create_schema()
-    yield audit_store
-    audit_store.close()
 
 
 @contextmanager

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import anyio.to_thread
 import pytest
 from http_support import Service
 
@@ -62,6 +63,27 @@ def test_every_served_body_is_exactly_the_documented_model(
     for body in (single, again.json(), *batch):
         assert ScoreResponse.model_validate(body, strict=True).model_dump(mode="json") == body
     assert again.json() == single
+
+
+def test_a_warm_score_takes_no_trip_to_the_thread_pool(
+    service: Service, bodies: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The route scores on the event loop and awaits its commit; the key comes from memory once
+    # read. A sync dependency slipped in later would cost a thread hop on every request.
+    service.score(bodies[2])  # reads the key and the stop switch
+    trips: list[str] = []
+    run_sync = anyio.to_thread.run_sync
+
+    async def counted(func: Any, *args: Any, **kwargs: Any) -> Any:
+        trips.append(getattr(getattr(func, "func", func), "__qualname__", repr(func)))
+        return await run_sync(func, *args, **kwargs)
+
+    monkeypatch.setattr(anyio.to_thread, "run_sync", counted)
+    for body in bodies[3:8]:
+        service.score(body)
+    # At most the once-a-second refreshes of the key and the switch, never one per request.
+    assert len(trips) <= 2, trips
+    assert set(trips) <= {"KeyStore.authenticate", "AppState.scoring_enabled"}, trips
 
 
 def test_a_score_carries_every_promised_field(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from typing import Any
 
 import anyio.to_thread
@@ -12,6 +13,7 @@ from http_support import Service
 from riskscreen.casework import NOTICE
 from riskscreen.schema import FIELDS_BY_NAME, GROUPS_BY_NAME
 from service.schemas import ScoreResponse
+from service.state import KEY_CACHE_SECONDS
 
 ISSUE_FIELDS = {
     "score_id",
@@ -79,10 +81,12 @@ def test_a_warm_score_takes_no_trip_to_the_thread_pool(
         return await run_sync(func, *args, **kwargs)
 
     monkeypatch.setattr(anyio.to_thread, "run_sync", counted)
+    started = time.monotonic()
     for body in bodies[3:8]:
         service.score(body)
+    seconds = time.monotonic() - started
     # At most the once-a-second refreshes of the key and the switch, never one per request.
-    assert len(trips) <= 2, trips
+    assert len(trips) <= 2 * (1 + int(seconds / KEY_CACHE_SECONDS)), (trips, seconds)
     assert set(trips) <= {"KeyStore.authenticate", "AppState.scoring_enabled"}, trips
 
 

@@ -97,9 +97,6 @@ class PendingScore:
     model: LoadedModel
     committed: Future[AuditRecord]
 
-    def audited(self, record: AuditRecord) -> AuditedScore:
-        return AuditedScore(record, self.result, self.case_ref, self.model)
-
 
 def submit_score(
     store: AuditStore,
@@ -117,19 +114,6 @@ def submit_score(
     result = scorer.score(intake)
     committed = store.submit("score", score_payload(key, case_ref, intake, result, model))
     return PendingScore(result, case_ref, model, committed)
-
-
-def score_and_audit(
-    store: AuditStore,
-    model: LoadedModel,
-    scorer: Scorer,
-    key: ApiKey,
-    case_ref: str,
-    intake: Mapping[str, Any],
-) -> AuditedScore:
-    """Score, explain, and commit the audit record; raises AuditUnavailable if it cannot."""
-    pending = submit_score(store, model, scorer, key, case_ref, intake)
-    return pending.audited(pending.committed.result())
 
 
 def score_and_audit_many(

@@ -15,6 +15,7 @@ from riskscreen.casework import (
     record_decision,
     result_from_record,
     score_and_audit_many,
+    score_figures,
     submit_score,
     visible_score,
 )
@@ -52,12 +53,7 @@ def _response(
     return {
         "score_id": record.record_id,
         "case_ref": case_ref,
-        "probability": result.probability,
-        "log_odds": result.log_odds,
-        "base_log_odds": result.base_log_odds,
-        "band": result.band,
-        "flagged": result.flagged,
-        "threshold": result.threshold,
+        **score_figures(result),
         "contributions": result.labelled_contributions(lang),
         "reasons": result.reasons(lang),
         "lang": lang,

@@ -74,8 +74,8 @@ def score_payload(
     }
 
 
-def outputs_of(result: ScoreResult) -> dict[str, Any]:
-    """The replayable part of a score, in the form it is stored and compared."""
+def score_figures(result: ScoreResult) -> dict[str, Any]:
+    """The score itself, as both the audit record and the API response carry it."""
     return {
         "probability": result.probability,
         "log_odds": result.log_odds,
@@ -83,8 +83,13 @@ def outputs_of(result: ScoreResult) -> dict[str, Any]:
         "band": result.band,
         "flagged": result.flagged,
         "threshold": result.threshold,
-        "contributions": {c.field: c.contribution for c in result.contributions},
     }
+
+
+def outputs_of(result: ScoreResult) -> dict[str, Any]:
+    """The replayable part of a score, in the form it is stored and compared."""
+    contributions = {c.field: c.contribution for c in result.contributions}
+    return {**score_figures(result), "contributions": contributions}
 
 
 @dataclass(frozen=True)

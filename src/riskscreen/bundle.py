@@ -24,6 +24,7 @@ import numpy as np
 
 from riskscreen import treeshap
 from riskscreen.features import FeatureSpec
+from riskscreen.single_row import SingleRowPredictor, SingleRowUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,10 @@ class ModelBundle:
     provenance: dict[str, Any] = field(default_factory=dict)
     _tables: treeshap.LeafTables | None = field(default=None, init=False, repr=False, compare=False)
     _refusal: str | None = field(default=None, init=False, repr=False, compare=False)
+    _single_row: SingleRowPredictor | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
+    _single_row_refusal: str | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def explainer(self) -> str:
@@ -91,14 +96,30 @@ class ModelBundle:
                         self._refusal = str(exc)
         return self._tables
 
+    def _single_row_predictor(self) -> SingleRowPredictor | None:
+        if self._single_row is None and self._single_row_refusal is None:
+            with _BUILD_LOCK:
+                if self._single_row is None and self._single_row_refusal is None:
+                    try:
+                        self._single_row = SingleRowPredictor.create(self.booster)
+                    except SingleRowUnavailable as exc:
+                        log.warning("predicting single rows with Booster.predict: %s", exc)
+                        self._single_row_refusal = str(exc)
+        return self._single_row
+
     def log_odds(self, x: np.ndarray, num_threads: int = 1) -> np.ndarray:
         """Calibrated log-odds for an encoded matrix.
 
         One thread by default: for a single row, starting a thread pool costs more than the
-        walk; batch callers pass 0 (all cores), which gives the same numbers row by row.
+        walk; batch callers pass 0 (all cores), which gives the same numbers row by row. A single
+        row (every request) takes LightGBM's single-row API, which gives the same bits faster.
         """
-        raw = self.booster.predict(x, raw_score=True, num_threads=num_threads)
-        return self.calibration.slope * np.asarray(raw) + self.calibration.intercept
+        single = self._single_row_predictor() if x.shape[0] == 1 else None
+        if single is not None:
+            raw = np.array([single.raw_score(np.ascontiguousarray(x, np.float64))])
+        else:
+            raw = np.asarray(self.booster.predict(x, raw_score=True, num_threads=num_threads))
+        return self.calibration.slope * raw + self.calibration.intercept
 
     def contributions(
         self, x: np.ndarray, num_threads: int = 1, explainer: str | None = None

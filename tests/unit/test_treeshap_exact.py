@@ -5,7 +5,9 @@ computed by walking the trees (follow x on features in S, average children by co
 and Shapley values by enumerating every subset. Both explainers must match it to 1e-9; the leaf
 tables must also match LightGBM's `pred_contrib` to 1e-12 on every kind of split and awkward
 input, give each row the same numbers whatever the batch and thread count, and hand models they
-cannot represent to `pred_contrib` rather than explain them wrongly.
+cannot represent to `pred_contrib` rather than explain them wrongly. The model's own score that
+every served explanation is checked against, taken through LightGBM's single-row API, must equal
+`Booster.predict` to the bit.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from riskscreen.bundle import (
 from riskscreen.features import FeatureSpec
 from riskscreen.schema import DEFAULT_FEATURES
 from riskscreen.scoring import Scorer
+from riskscreen.single_row import SingleRowPredictor, SingleRowUnavailable
 from riskscreen.train import explain_cost_us
 
 FIELDS = ("age", "years_of_schooling", "self_rated_health", "disability")
@@ -230,6 +233,45 @@ def test_leaf_tables_equal_pred_contrib_on_every_kind_of_split(mixed: list[lgb.B
         # The expected value is summed in LightGBM's own order: equal to the last bit.
         assert np.array_equal(ours[:, -1], theirs[:, -1])
     assert rules == {0, 1, 2, 3}  # missing None, Zero, NaN, and categorical splits all met
+
+
+def test_the_single_row_score_is_booster_predict_to_the_bit(mixed: list[lgb.Booster]) -> None:
+    rng = np.random.default_rng(13)
+    for booster in mixed:
+        x = _awkward_rows(rng, treeshap.build(booster))
+        predictor = SingleRowPredictor.create(booster)
+        ours = np.array([predictor.raw_score(x[i : i + 1]) for i in range(len(x))])
+        theirs = booster.predict(x, raw_score=True, num_threads=1)
+        assert np.array_equal(ours, theirs)
+
+
+def test_a_bundle_scores_one_row_through_the_single_row_api(
+    small: tuple[ModelBundle, np.ndarray],
+) -> None:
+    bundle, x = small
+    fresh = dataclasses.replace(bundle)
+    expected = bundle.calibration.slope * bundle.booster.predict(x[:50], raw_score=True)
+    one_by_one = [fresh.log_odds(x[i : i + 1])[0] for i in range(50)]
+    assert fresh._single_row is not None  # the single-row API served them
+    assert np.array_equal(one_by_one, expected + bundle.calibration.intercept)
+    with pytest.raises(ValueError, match="one C-contiguous float64 row of 4 values"):
+        fresh._single_row.raw_score(x[:2])  # would read past the row
+    with pytest.raises(ValueError, match="C-contiguous"):
+        fresh._single_row.raw_score(x[:1, ::-1])  # a view with a negative stride
+
+
+def test_without_the_single_row_api_a_bundle_falls_back_to_predict(
+    small: tuple[ModelBundle, np.ndarray], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bundle, x = small
+
+    def unavailable(booster: lgb.Booster) -> SingleRowPredictor:
+        raise SingleRowUnavailable("not in this build")
+
+    monkeypatch.setattr(SingleRowPredictor, "create", unavailable)
+    fresh = dataclasses.replace(bundle)
+    assert fresh.log_odds(x[:1])[0] == bundle.log_odds(x[:2])[0]
+    assert fresh._single_row is None and fresh._single_row_refusal == "not in this build"
 
 
 def test_each_row_gets_the_same_numbers_whatever_the_batch_and_threads(

@@ -97,10 +97,10 @@ class Scorer:
         base, contrib, log_odds, prob = _score_matrix(
             self._encoder.encode(record), self.bundle, explainer=explainer
         )
-        contributions = contrib[0]
+        contributions = contrib[0].tolist()  # Python floats, read once each below
         probability = float(prob[0])
         fields = self.bundle.spec.fields
-        order = np.argsort(-np.abs(contributions), kind="stable")
+        order = np.argsort(-np.abs(contrib[0]), kind="stable").tolist()
         thresholds = self.bundle.thresholds
         return ScoreResult(
             probability=probability,
@@ -110,8 +110,7 @@ class Scorer:
             flagged=probability >= thresholds.flag,
             threshold=thresholds.flag,
             contributions=tuple(
-                FieldContribution(fields[i], record[fields[i]], float(contributions[i]))
-                for i in order
+                FieldContribution(fields[i], record[fields[i]], contributions[i]) for i in order
             ),
             explainer=explainer,
         )

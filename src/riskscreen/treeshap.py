@@ -103,7 +103,8 @@ class LeafTables:
         """
         # One kernel signature (C-ordered, writeable float64), so the one compiled at build is
         # the one every call uses.
-        x = np.require(x, np.float64, ["C_CONTIGUOUS", "WRITEABLE"])
+        if not (x.dtype == np.float64 and x.flags.c_contiguous and x.flags.writeable):
+            x = np.require(x, np.float64, ["C_CONTIGUOUS", "WRITEABLE"])
         if x.ndim != 2 or x.shape[1] != self.num_features:
             raise ValueError(f"expected rows of {self.num_features} features, got {x.shape}")
         out = np.zeros((x.shape[0], self.num_features + 1))

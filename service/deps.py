@@ -1,8 +1,8 @@
 """Dependencies shared by the routers: the process state and who is calling, in which role.
 
 All are `async def` and run on the event loop, because a trip to the thread pool costs more
-than the work these do (a context switch each way); the one that may read a database,
-`current_key`, sends only that read to the pool, and only when its one-second memory misses.
+than the work these do (a context switch each way); authentication, the one that may read a
+database, sends only that read to the pool, and only when its one-second memory misses.
 """
 
 from __future__ import annotations
@@ -33,20 +33,16 @@ async def get_state(request: Request) -> AppState:
 State = Annotated[AppState, Depends(get_state)]
 
 
-async def current_key(
-    request: Request,
-    state: State,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> ApiKey:
+async def _authenticate(request: Request, token: str | None) -> ApiKey:
     """401 unless the bearer token belongs to an active key; 429 past the key's rate limit.
 
     A key authenticated within the last second is recognised from memory on the event loop;
     otherwise the database is read in the thread pool, never on the loop.
     """
-    token = credentials.credentials if credentials else None
-    key = state.keys.recently_authenticated(token)
+    keys = request.app.state.riskscreen.keys
+    key = keys.recently_authenticated(token)
     if key is None:
-        key = await run_in_threadpool(state.keys.authenticate, token)
+        key = await run_in_threadpool(keys.authenticate, token)
     if key is None:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
@@ -57,10 +53,24 @@ async def current_key(
     return key
 
 
-def require(*roles: Role) -> Callable[[ApiKey], Awaitable[ApiKey]]:
-    """A dependency that lets only the given roles through (403 for the others)."""
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
-    async def check(key: Annotated[ApiKey, Depends(current_key)]) -> ApiKey:
+
+async def current_key(request: Request, credentials: Credentials) -> ApiKey:
+    """The caller's key, whatever its role (see `_authenticate`)."""
+    return await _authenticate(request, credentials.credentials if credentials else None)
+
+
+def require(*roles: Role) -> Callable[..., Awaitable[ApiKey]]:
+    """A dependency that authenticates the caller and lets only the given roles through (403
+    for the others).
+
+    One dependency rather than a role check on top of `current_key`: FastAPI's resolution of
+    each dependency costs more than the check itself, and every scored request pays it.
+    """
+
+    async def check(request: Request, credentials: Credentials) -> ApiKey:
+        key = await _authenticate(request, credentials.credentials if credentials else None)
         if key.role not in roles:
             raise HTTPException(
                 status.HTTP_403_FORBIDDEN, f"this operation needs the role {' or '.join(roles)}"

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import gc
 import math
 import time
+from pathlib import Path
 from typing import Any
 
 import anyio.to_thread
 import pytest
-from http_support import Service
+from http_support import UNLIMITED, Service, running, sqlite_url
 
 from riskscreen.casework import NOTICE
+from riskscreen.registry import Registration
 from riskscreen.schema import FIELDS_BY_NAME, GROUPS_BY_NAME
+from riskscreen.settings import Settings
 from service.schemas import ScoreResponse
 from service.state import KEY_CACHE_SECONDS
 
@@ -251,3 +255,18 @@ def test_every_response_carrying_a_score_is_not_cached(
     for name, response in responses.items():
         assert response.status_code in (200, 201), (name, response.text)
         assert response.headers.get("cache-control") == "no-store", name
+
+
+def test_start_up_objects_are_frozen_out_of_the_collector_while_serving(
+    registered: tuple[Settings, Registration], tmp_path: Path, bodies: list[dict[str, Any]]
+) -> None:
+    base, _ = registered
+    gc.unfreeze()  # whatever an app started earlier in this process froze
+    with running(base.model_copy(update={"audit_url": sqlite_url(tmp_path), **UNLIMITED})) as app:
+        frozen = gc.get_freeze_count()
+        assert frozen > 100_000  # the model, MLflow and the stores, not just a few objects
+        app.score(bodies[0])
+        assert (
+            gc.get_freeze_count() <= frozen
+        )  # a request adds nothing: its objects stay collectable
+    assert gc.get_freeze_count() == 0

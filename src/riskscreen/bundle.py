@@ -96,6 +96,11 @@ class ModelBundle:
                         self._refusal = str(exc)
         return self._tables
 
+    def __getstate__(self) -> dict[str, Any]:
+        # A copy or an unpickled bundle prepares its own single-row predictor: the ctypes handle
+        # cannot be pickled, and a copied one would point at the original booster.
+        return {**self.__dict__, "_single_row": None, "_single_row_refusal": None}
+
     def _single_row_predictor(self) -> SingleRowPredictor | None:
         if self._single_row is None and self._single_row_refusal is None:
             with _BUILD_LOCK:

@@ -7,10 +7,16 @@ where its Python work runs with cold caches. `LGBM_BoosterPredictForMatSingleRow
 configuration made once, costs about 8 µs. It runs the same C++ predictor on the same dense row,
 so the number is the same to the bit (tests compare the two on every kind of value).
 
+LightGBM's single-row predictor counts its trees from whatever its booster was last asked to
+predict with (`num_iteration`), not from its own configuration, so the predictor gets a booster
+of its own that nothing else predicts with: the same trees `Booster.predict` uses by default
+(`model_to_string` keeps the best iteration of an early-stopped booster, as `predict` does).
+
 The C API is reached through the `lightgbm` package's own loaded library; should a future
-version stop exposing it, `SingleRowPredictor.create` says why and the caller falls back to
-`Booster.predict`. LightGBM serialises single-row calls on a booster with its own lock, so one
-predictor may be shared by threads.
+version stop exposing it, or its answer differ from `Booster.predict` on probe rows,
+`SingleRowPredictor.create` says why and the caller falls back to `Booster.predict`. LightGBM
+serialises single-row calls on a booster with its own lock, so one predictor may be shared by
+threads.
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ class SingleRowPredictor:
     """Raw score of one float64 row of `num_features` values, as `Booster.predict` gives it."""
 
     def __init__(self, booster: lgb.Booster, library: ctypes.CDLL, handle: ctypes.c_void_p) -> None:
-        self._booster = booster  # the configuration points into it: keep it alive as long
+        self._booster = booster  # its own; the configuration points into it: kept as long
         self._predict = library.LGBM_BoosterPredictForMatSingleRowFast
         self._last_error = library.LGBM_GetLastError
         self._handle = handle
@@ -42,17 +48,19 @@ class SingleRowPredictor:
 
     @classmethod
     def create(cls, booster: lgb.Booster) -> SingleRowPredictor:
-        """Prepare the single-row configuration of `booster` (all iterations, one thread).
+        """A predictor of `booster`'s default raw score (the trees `Booster.predict` uses when
+        not told otherwise), on a copy of its trees, one thread.
 
         Raises:
-            SingleRowUnavailable: the C API or the booster handle is not reachable, or LightGBM
-                refused the configuration.
+            SingleRowUnavailable: the C API or a booster's handle is not reachable, LightGBM
+                refused the configuration, or its scores differ from `Booster.predict`.
         """
+        own = lgb.Booster(model_str=booster.model_to_string())
         try:
             from lightgbm.basic import _LIB as library
 
-            booster_handle = booster._handle
             init = library.LGBM_BoosterPredictForMatSingleRowFastInit
+            own_handle = own._handle
         except (ImportError, AttributeError) as exc:
             raise SingleRowUnavailable(
                 f"LightGBM's single-row C API is not reachable: {exc}"
@@ -61,10 +69,10 @@ class SingleRowPredictor:
             raise SingleRowUnavailable("the booster gives more than one score per row")
         handle = ctypes.c_void_p()
         status = init(
-            booster_handle,
+            own_handle,
             ctypes.c_int(_PREDICT_RAW_SCORE),
             ctypes.c_int(0),  # start iteration
-            ctypes.c_int(-1),  # every iteration
+            ctypes.c_int(-1),  # every tree of its own booster
             ctypes.c_int(_DTYPE_FLOAT64),
             ctypes.c_int32(booster.num_feature()),
             ctypes.c_char_p(b"num_threads=1"),
@@ -72,7 +80,12 @@ class SingleRowPredictor:
         )
         if status != 0:
             raise SingleRowUnavailable(_error_text(library))
-        return cls(booster, library, handle)
+        predictor = cls(own, library, handle)
+        probes = np.array([[0.0] * predictor.num_features, [np.nan] * predictor.num_features])
+        expected = np.asarray(booster.predict(probes, raw_score=True, num_threads=1)).tolist()
+        if [predictor.raw_score(probes[i : i + 1]) for i in range(len(probes))] != expected:
+            raise SingleRowUnavailable("its scores differ from Booster.predict on probe rows")
+        return predictor
 
     def raw_score(self, row: np.ndarray) -> float:
         """The trees' raw score (log-odds before calibration) of one row.

@@ -12,7 +12,9 @@ every served explanation is checked against, taken through LightGBM's single-row
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import pickle
 from itertools import combinations
 from math import factorial
 from typing import Any
@@ -258,6 +260,33 @@ def test_a_bundle_scores_one_row_through_the_single_row_api(
         fresh._single_row.raw_score(x[:2])  # would read past the row
     with pytest.raises(ValueError, match="C-contiguous"):
         fresh._single_row.raw_score(x[:1, ::-1])  # a view with a negative stride
+
+
+def test_the_single_row_score_is_predicts_default_whatever_else_the_booster_predicts(
+    small: tuple[ModelBundle, np.ndarray],
+) -> None:
+    bundle, x = small
+    booster = lgb.Booster(model_str=bundle.booster.model_to_string())
+    booster.best_iteration = 10  # as early stopping leaves it: predict uses the first 10 trees
+    predictor = SingleRowPredictor.create(booster)
+    expected = booster.predict(x[:50], raw_score=True, num_threads=1).tolist()
+    assert [predictor.raw_score(x[i : i + 1]) for i in range(50)] == expected
+    # LightGBM's single-row path takes its tree count from the booster's last prediction: a
+    # prediction on fewer trees elsewhere must not change the served score.
+    booster.predict(x[:5], raw_score=True, num_iteration=3)
+    assert [predictor.raw_score(x[i : i + 1]) for i in range(50)] == expected
+
+
+def test_a_copied_or_unpickled_bundle_prepares_its_own_single_row_predictor(
+    small: tuple[ModelBundle, np.ndarray],
+) -> None:
+    bundle, x = small
+    fresh = dataclasses.replace(bundle)
+    served = fresh.log_odds(x[:1])
+    for twin in (copy.deepcopy(fresh), pickle.loads(pickle.dumps(fresh))):
+        assert twin._single_row is None
+        assert np.array_equal(twin.log_odds(x[:1]), served)
+        assert twin._single_row is not None and twin._single_row is not fresh._single_row
 
 
 def test_without_the_single_row_api_a_bundle_falls_back_to_predict(

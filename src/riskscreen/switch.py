@@ -30,7 +30,17 @@ class ScoringSwitchStore:
         self._engine = engine
 
     def create_schema(self) -> None:
-        metadata.create_all(self._engine)
+        """Create the table if it does not exist.
+
+        In a write transaction, as the other stores do: worker processes starting together on a
+        new SQLite file would otherwise each check for the table and then try to create it, and
+        the one that lost the upgrade to a write lock failed start-up ("database is locked").
+        """
+        try:
+            with write_transaction(self._engine) as conn:
+                metadata.create_all(conn)
+        except SQLAlchemyError as exc:
+            raise StoreUnavailable("the scoring switch table could not be created") from exc
 
     def state(self) -> tuple[bool, datetime | None]:
         """(enabled, when it last changed); scoring is on until someone switches it off."""

@@ -48,8 +48,8 @@ def create_app(
             yield
         finally:
             gc.unfreeze()  # an app made in a longer-lived process (tests) leaves it as it was
-        if state is None:
-            app.state.riskscreen.audit.close()
+            if state is None:  # however the server stops, what was queued is committed or failed
+                app.state.riskscreen.audit.close()
 
     app = FastAPI(
         title="riskscreen",

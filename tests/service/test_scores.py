@@ -8,14 +8,17 @@ import time
 from pathlib import Path
 from typing import Any
 
+import anyio
 import anyio.to_thread
 import pytest
 from http_support import UNLIMITED, Service, running, sqlite_url
 
+from riskscreen.audit import AuditUnavailable
 from riskscreen.casework import NOTICE
 from riskscreen.registry import Registration
 from riskscreen.schema import FIELDS_BY_NAME, GROUPS_BY_NAME
 from riskscreen.settings import Settings
+from service.app import create_app
 from service.schemas import ScoreResponse
 from service.state import KEY_CACHE_SECONDS
 
@@ -270,3 +273,20 @@ def test_start_up_objects_are_frozen_out_of_the_collector_while_serving(
         assert gc.is_tracked(bundle) and not collected(bundle)
         app.score(bodies[0])  # serving goes on as before
     assert gc.get_freeze_count() == 0 and collected(bundle)
+
+
+def test_a_server_stopped_by_an_error_still_closes_its_audit_log(
+    registered: tuple[Settings, Registration], tmp_path: Path
+) -> None:
+    base, _ = registered
+    app = create_app(base.model_copy(update={"audit_url": sqlite_url(tmp_path)}))
+
+    async def serve_then_fail() -> None:
+        async with app.router.lifespan_context(app):
+            raise RuntimeError("the server stops on an error")
+
+    with pytest.raises(RuntimeError, match="stops on an error"):
+        anyio.run(serve_then_fail)
+    with pytest.raises(AuditUnavailable, match="closed"):
+        app.state.riskscreen.audit.append("score", {"case_ref": "AFTER-STOP"})
+    assert gc.get_freeze_count() == 0

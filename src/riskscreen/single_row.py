@@ -53,8 +53,16 @@ class SingleRowPredictor:
 
         Raises:
             SingleRowUnavailable: the C API or a booster's handle is not reachable, LightGBM
-                refused the configuration, or its scores differ from `Booster.predict`.
+                refused the copy or the configuration, or its scores differ from
+                `Booster.predict`.
         """
+        try:
+            return cls._prepare(booster)
+        except lgb.basic.LightGBMError as exc:
+            raise SingleRowUnavailable(f"LightGBM refused it: {exc}") from None
+
+    @classmethod
+    def _prepare(cls, booster: lgb.Booster) -> SingleRowPredictor:
         own = lgb.Booster(model_str=booster.model_to_string())
         try:
             from lightgbm.basic import _LIB as library

@@ -303,6 +303,20 @@ def test_without_the_single_row_api_a_bundle_falls_back_to_predict(
     assert fresh._single_row is None and fresh._single_row_refusal == "not in this build"
 
 
+def test_a_single_row_predictor_lightgbm_refuses_is_unavailable_not_an_error(
+    small: tuple[ModelBundle, np.ndarray], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bundle, x = small
+
+    def refused(self: lgb.Booster, *args: Any, **kwargs: Any) -> str:
+        raise lgb.basic.LightGBMError("out of memory")
+
+    monkeypatch.setattr(lgb.Booster, "model_to_string", refused)
+    fresh = dataclasses.replace(bundle)
+    assert fresh.log_odds(x[:1])[0] == bundle.log_odds(x[:2])[0]  # served by Booster.predict
+    assert fresh._single_row_refusal == "LightGBM refused it: out of memory"
+
+
 def test_each_row_gets_the_same_numbers_whatever_the_batch_and_threads(
     mixed: list[lgb.Booster],
 ) -> None:

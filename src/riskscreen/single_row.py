@@ -41,7 +41,7 @@ class SingleRowPredictor:
     def __init__(self, booster: lgb.Booster, library: ctypes.CDLL, handle: ctypes.c_void_p) -> None:
         self._booster = booster  # its own; the configuration points into it: kept as long
         self._predict = library.LGBM_BoosterPredictForMatSingleRowFast
-        self._last_error = library.LGBM_GetLastError
+        self._library = library
         self._handle = handle
         self.num_features = booster.num_feature()
         weakref.finalize(self, library.LGBM_FastConfigFree, handle)
@@ -114,7 +114,7 @@ class SingleRowPredictor:
             self._handle, ctypes.c_void_p(row.ctypes.data), ctypes.byref(written), ctypes.byref(out)
         )
         if status != 0:
-            raise lgb.basic.LightGBMError(self._last_error().decode("utf-8"))
+            raise lgb.basic.LightGBMError(_error_text(self._library))
         return out.value
 
 

@@ -27,6 +27,7 @@ test: install
 lint: install
 	$(VENV)/bin/ruff check src service tests bench
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-cache
 
 # The reliability tier with every count raised (seed printed); see tests/reliability/README.md.
 stress: install

@@ -1,8 +1,8 @@
 """Batch explained scoring: riskscreen's library path against the naive path, same model.
 
-- **riskscreen**: `riskscreen.scoring.score_frame(frame, bundle, num_threads=T)`, the function
+- **riskscreen**: `riskscreen.model.scoring.score_frame(frame, bundle, num_threads=T)`, the function
   behind `riskscreen score` (probability, log-odds, band, flag, one exact contribution per
-  intake field, additivity checked), explained by the leaf tables (`riskscreen.treeshap`).
+  intake field, additivity checked), explained by the leaf tables (`riskscreen.explain.treeshap`).
 - **pred_contrib**: the same call with `explainer="lightgbm-pred-contrib"`: riskscreen as it was
   before the leaf tables (LightGBM's own TreeSHAP), and what it still does for a model the tables
   refuse.
@@ -37,7 +37,7 @@ PATHS = ("riskscreen", "naive", "pred_contrib")
 
 def write_inputs(workdir: Path, sizes: list[int], seed: int = 4242) -> dict[int, Path]:
     """One canonical intake Parquet file per size (the first n people of one cohort)."""
-    from riskscreen.synth import generate_cohort
+    from riskscreen.synth.generate import generate_cohort
 
     workdir.mkdir(parents=True, exist_ok=True)
     out = {}
@@ -75,13 +75,13 @@ class Paths:
             self.pyfunc = mlflow.pyfunc.load_model(f"models:/{settings.model_name}/{version}")
 
     def riskscreen(self, frame: Any) -> Any:
-        from riskscreen.scoring import score_frame
+        from riskscreen.model.scoring import score_frame
 
         return score_frame(frame, self.bundle, num_threads=self.threads)
 
     def pred_contrib(self, frame: Any) -> Any:
-        from riskscreen.bundle import PRED_CONTRIB
-        from riskscreen.scoring import score_frame
+        from riskscreen.model.bundle import PRED_CONTRIB
+        from riskscreen.model.scoring import score_frame
 
         return score_frame(frame, self.bundle, num_threads=self.threads, explainer=PRED_CONTRIB)
 
@@ -90,7 +90,7 @@ class Paths:
         import pandas as pd
         import shap
 
-        from riskscreen.features import encode_frame
+        from riskscreen.contract.features import encode_frame
 
         model = self.pyfunc.unwrap_python_model()
         bundle = model.bundle

@@ -57,9 +57,9 @@ class _Ctx:
     """Everything one score touches, built once: model, stores on a temp file, a key, a body."""
 
     def __init__(self, loaded: Any, workdir: Path, body: bytes) -> None:
-        from riskscreen.audit import AuditStore
-        from riskscreen.keys import KeyStore
-        from riskscreen.scoring import Scorer
+        from riskscreen.audit.chain import AuditStore
+        from riskscreen.audit.keys import KeyStore
+        from riskscreen.model.scoring import Scorer
         from service.schemas import ScoreRequest
 
         self.loaded = loaded
@@ -81,8 +81,8 @@ class _Ctx:
 
 def component_steps(ctx: _Ctx, n: int) -> list[Step]:
     """Each step of one score, median µs over n calls (the audit commit over n // 2)."""
-    from riskscreen.audit import canonical_json
-    from riskscreen.casework import score_payload
+    from riskscreen.audit.chain import canonical_json
+    from riskscreen.jobs.casework import score_payload
     from service.routers.scores import _json, _response
     from service.schemas import ScoreRequest
 
@@ -216,27 +216,32 @@ IN_SITU = (
     Timed(
         "authenticate key (KeyStore.recently_authenticated, on the loop)",
         0,
-        "riskscreen.keys",
+        "riskscreen.audit.keys",
         "KeyStore.recently_authenticated",
     ),
     Timed("score and queue (casework.submit_score)", 0, "service.routers.scores", "submit_score"),
-    Timed("score (Scorer.score)", 1, "riskscreen.scoring", "Scorer.score"),
+    Timed("score (Scorer.score)", 1, "riskscreen.model.scoring", "Scorer.score"),
     Timed(
-        "explain (ModelBundle.contributions)", 2, "riskscreen.bundle", "ModelBundle.contributions"
+        "explain (ModelBundle.contributions)",
+        2,
+        "riskscreen.model.bundle",
+        "ModelBundle.contributions",
     ),
-    Timed("predict (ModelBundle.log_odds check)", 2, "riskscreen.bundle", "ModelBundle.log_odds"),
-    Timed("audit payload (casework.score_payload)", 1, "riskscreen.casework", "score_payload"),
+    Timed(
+        "predict (ModelBundle.log_odds check)", 2, "riskscreen.model.bundle", "ModelBundle.log_odds"
+    ),
+    Timed("audit payload (casework.score_payload)", 1, "riskscreen.jobs.casework", "score_payload"),
     Timed(
         "queue the record (AuditStore.submit: checks + canonical JSON)",
         1,
-        "riskscreen.audit",
+        "riskscreen.audit.chain",
         "AuditStore.submit",
     ),
     Timed(COMMIT_WAIT, 0),
     Timed(
         "transaction (writer thread: flock, BEGIN IMMEDIATE, INSERT, COMMIT)",
         1,
-        "riskscreen.audit",
+        "riskscreen.audit.chain",
         "_SqliteCommitter.commit",
     ),
     Timed("build response (routers.scores._response)", 0, "service.routers.scores", "_response"),
@@ -366,7 +371,7 @@ PAYLOAD = {"k": "x" * 1500, "n": 1}  # about the size of a score's record
 def _append_worker(
     path: str, threads: int, per_thread: int, go: Any, out: Any
 ) -> None:  # pragma: no cover - runs in a child process
-    from riskscreen.audit import AuditStore
+    from riskscreen.audit.chain import AuditStore
 
     store = AuditStore.from_url(f"sqlite:///{path}")
     lat: list[float] = []
@@ -416,7 +421,7 @@ def concurrent_appends(
 ) -> dict[str, float]:
     """`processes` × `threads` callers of `AuditStore.append` on one file (each process has its
     own store, so its own writer thread): records/s, records per transaction, wait per append."""
-    from riskscreen.audit import AuditStore
+    from riskscreen.audit.chain import AuditStore
 
     path = workdir / f"concurrent-{processes}x{threads}-{time.time_ns()}.db"
     setup = AuditStore.from_url(f"sqlite:///{path}")

@@ -37,7 +37,7 @@ EXPLAINERS = ("leaf-tables/1", "lightgbm-pred-contrib")
 _CHILD = """
 import json, sys, time
 t0 = time.perf_counter()
-from riskscreen.bundle import load_bundle
+from riskscreen.model.bundle import load_bundle
 t1 = time.perf_counter()
 bundle = load_bundle(__import__("pathlib").Path(sys.argv[1]))
 t2 = time.perf_counter()
@@ -112,11 +112,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    from riskscreen.bundle import save_bundle
-    from riskscreen.features import encode_frame
+    from riskscreen.contract.features import encode_frame
+    from riskscreen.model.bundle import save_bundle
     from riskscreen.registry import load_verified
     from riskscreen.settings import Settings
-    from riskscreen.synth import generate_cohort
+    from riskscreen.synth.generate import generate_cohort
 
     loaded = load_verified(Settings(data_dir=args.data_dir))
     bundle = loaded.bundle

@@ -268,7 +268,7 @@ def run(
 
 def verify_audit(workdir: Path) -> dict[str, Any]:
     """Every record the servers committed still forms one verifying chain per database."""
-    from riskscreen.audit import AuditStore
+    from riskscreen.audit.chain import AuditStore
 
     out = {}
     for db in sorted(workdir.glob("audit-*.db")):

@@ -18,8 +18,8 @@ RECORD_SEED = 20_251_122
 
 def intake_records(n: int, seed: int = RECORD_SEED) -> list[dict[str, Any]]:
     """`n` synthetic intake records as plain JSON-able dicts (case_ref included)."""
-    from riskscreen.schema import INTAKE_FIELDS
-    from riskscreen.synth import generate_cohort
+    from riskscreen.contract.schema import INTAKE_FIELDS
+    from riskscreen.synth.generate import generate_cohort
 
     frame = generate_cohort(max(n, 100), seed).intake.head(n)
     records = []

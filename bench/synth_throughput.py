@@ -36,7 +36,7 @@ JOBS = ("generate", "write")
 
 def _child(job: str, n: int, seed: int) -> None:
     """Run one job in this process and print its timing and peak memory as JSON."""
-    from riskscreen.synth import generate_cohort, load_synth_config, write_cohort
+    from riskscreen.synth.generate import generate_cohort, load_synth_config, write_cohort
 
     config = load_synth_config()
     with tempfile.TemporaryDirectory() as tmp:

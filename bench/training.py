@@ -137,9 +137,9 @@ def auc_reference(
     import numpy as np
     from sklearn.metrics import roc_auc_score
 
-    from riskscreen import pipeline
-    from riskscreen.config import load_train_config
-    from riskscreen.features import FeatureSpec, encode_frame
+    from riskscreen.contract.features import FeatureSpec, encode_frame
+    from riskscreen.model import pipeline
+    from riskscreen.model.config import load_train_config
     from riskscreen.registry import load_verified
     from riskscreen.settings import Settings
 

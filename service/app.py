@@ -1,7 +1,7 @@
 """The FastAPI application: case managers score and decide, auditors inspect, admins operate.
 
 `create_app` builds a fresh app around an AppState opened at start-up; routes are thin and call
-one package function each (riskscreen.casework), so batch scoring and the API agree.
+one package function each (riskscreen.jobs.casework), so batch scoring and the API agree.
 """
 
 from __future__ import annotations

@@ -17,8 +17,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AfterValidator, AwareDatetime, BeforeValidator
 from starlette.concurrency import run_in_threadpool
 
-from riskscreen.explain import Lang
-from riskscreen.keys import ApiKey, Role
+from riskscreen.audit.keys import ApiKey, Role
+from riskscreen.explain.reasons import Lang
 from service.limits import enforce_rate_limit
 from service.state import AppState
 

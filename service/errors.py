@@ -15,11 +15,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
-from riskscreen.audit import AuditUnavailable
-from riskscreen.casework import NotFound
-from riskscreen.db import StoreUnavailable
+from riskscreen.audit.chain import AuditUnavailable
+from riskscreen.audit.db import StoreUnavailable
+from riskscreen.jobs.casework import NotFound
+from riskscreen.model.scoring import ExplanationError
 from riskscreen.registry import ModelNotAvailable, ModelTampered
-from riskscreen.scoring import ExplanationError
 
 log = logging.getLogger(__name__)
 # Why FastAPI could not read a body as JSON (it answers 400 with a generic text for these).

@@ -11,8 +11,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
 
-from riskscreen.casework import REASON_CODES
-from riskscreen.schema import CaseRef, IntakeRecord, looks_like_personal_number
+from riskscreen.contract.schema import CaseRef, IntakeRecord, looks_like_personal_number
+from riskscreen.jobs.casework import REASON_CODES
 
 MAX_BATCH = 100
 

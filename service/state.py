@@ -14,17 +14,17 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from riskscreen.audit import AuditStore, audit_records
-from riskscreen.db import write_transaction
-from riskscreen.keys import KeyStore
+from riskscreen.audit.chain import AuditStore, audit_records
+from riskscreen.audit.db import write_transaction
+from riskscreen.audit.keys import KeyStore
+from riskscreen.audit.switch import ScoringSwitchStore
+from riskscreen.model.scoring import Scorer
 from riskscreen.registry import LoadedModel, load_verified, run_metrics
-from riskscreen.scoring import Scorer
 from riskscreen.settings import Settings
-from riskscreen.switch import ScoringSwitchStore
 
 SWITCH_CACHE_SECONDS = 1.0
 # A key read from the database is trusted from memory this long: a revocation by another
-# process reaches this one as fast as the stop switch does (see riskscreen.keys).
+# process reaches this one as fast as the stop switch does (see riskscreen.audit.keys).
 KEY_CACHE_SECONDS = 1.0
 
 

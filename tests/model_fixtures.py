@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from riskscreen.config import TrainConfig
-from riskscreen.pipeline import TrainingData, TrainingResult, run_training
+from riskscreen.model.config import TrainConfig
+from riskscreen.model.pipeline import TrainingData, TrainingResult, run_training
 from riskscreen.registry import Registration, register
 from riskscreen.settings import Settings
-from riskscreen.synth import Cohort, generate_cohort
+from riskscreen.synth.generate import Cohort, generate_cohort
 
 SMALL_N = 60_000
 

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from riskscreen.casework import NotFound, replay
+from riskscreen.jobs.casework import NotFound, replay
 from service.deps import Auditor, Instant, RecordId, State
 from service.openapi import AUTH, INVALID, NOT_FOUND, UNAVAILABLE, UNEXPLAINED, Responses
 from service.schemas import AuditPage, AuditRecordOut, FieldCheck, ReplayResponse, VerifyResponse

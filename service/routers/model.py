@@ -6,7 +6,7 @@ import json
 
 from fastapi import APIRouter
 
-from riskscreen.schema import FIELDS_BY_NAME
+from riskscreen.contract.schema import FIELDS_BY_NAME
 from service.deps import AnyRole, State
 from service.openapi import AUTH, UNAVAILABLE
 from service.schemas import FeatureInfo, ModelResponse

@@ -9,8 +9,9 @@ import orjson
 from fastapi import APIRouter, HTTPException, Response, status
 from starlette.concurrency import run_in_threadpool
 
-from riskscreen.audit import AuditRecord
-from riskscreen.casework import (
+from riskscreen.audit.chain import AuditRecord
+from riskscreen.explain.reasons import Lang
+from riskscreen.jobs.casework import (
     NOTICE,
     record_decision,
     result_from_record,
@@ -19,8 +20,7 @@ from riskscreen.casework import (
     submit_score,
     visible_score,
 )
-from riskscreen.explain import Lang
-from riskscreen.scoring import ScoreResult
+from riskscreen.model.scoring import ScoreResult
 from service.deps import CaseManager, CaseManagerOrAuditor, Language, RecordId, State
 from service.openapi import (
     AUTH,

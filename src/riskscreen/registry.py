@@ -18,14 +18,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from riskscreen.bundle import ModelBundle, load_bundle, save_bundle
-from riskscreen.config import TrainConfig
-from riskscreen.pipeline import TrainingResult
+from riskscreen.model.bundle import ModelBundle, load_bundle, save_bundle
+from riskscreen.model.config import TrainConfig
+from riskscreen.model.pipeline import TrainingResult
 from riskscreen.settings import Settings
 
 log = logging.getLogger(__name__)
 ARTIFACT_HASH_TAG = "artifact_sha256"
-PYFUNC_CODE = Path(__file__).with_name("pyfunc_model.py")
+PYFUNC_CODE = Path(__file__).parent / "model" / "pyfunc_model.py"
 
 
 class ModelNotAvailable(RuntimeError):

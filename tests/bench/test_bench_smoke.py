@@ -29,13 +29,13 @@ from bench.loadgen import wrk_script
 from bench.run import summarise_batch
 from bench.stats import alternate, paired_ratios, percentile, ratio_summary, summarise
 from bench.training import stages
-from riskscreen.bundle import Calibration, ModelBundle, Thresholds
-from riskscreen.config import ModelConfig, TreeCandidate
-from riskscreen.features import FeatureSpec, encode_frame
+from riskscreen.contract.features import FeatureSpec, encode_frame
+from riskscreen.contract.schema import DEFAULT_FEATURES
+from riskscreen.model.bundle import Calibration, ModelBundle, Thresholds
+from riskscreen.model.config import ModelConfig, TreeCandidate
+from riskscreen.model.train import fit_trees
 from riskscreen.registry import LoadedModel
-from riskscreen.schema import DEFAULT_FEATURES
-from riskscreen.synth import generate_cohort
-from riskscreen.train import fit_trees
+from riskscreen.synth.generate import generate_cohort
 
 
 def test_summaries_and_paired_ratios() -> None:

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from riskscreen.synth import Cohort, SynthConfig, generate_cohort, load_synth_config
+from riskscreen.synth.generate import Cohort, SynthConfig, generate_cohort, load_synth_config
 
 N = 200_000
 SEED = 20_240_601

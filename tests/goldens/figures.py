@@ -18,12 +18,12 @@ from unittest import mock
 import lightgbm as lgb
 import numpy as np
 
-from riskscreen import train as train_module
-from riskscreen.config import load_train_config
-from riskscreen.pipeline import load_training_data, run_training
-from riskscreen.report import render_report
-from riskscreen.scoring import score_frame
-from riskscreen.synth import generate_cohort
+from riskscreen.model import train as train_module
+from riskscreen.model.config import load_train_config
+from riskscreen.model.pipeline import load_training_data, run_training
+from riskscreen.model.scoring import score_frame
+from riskscreen.reports.report import render_report
+from riskscreen.synth.generate import generate_cohort
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]

@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from riskscreen.config import TrainConfig
-from riskscreen.features import encode_frame
-from riskscreen.pipeline import TrainingResult
+from riskscreen.contract.features import encode_frame
+from riskscreen.contract.schema import schema_hash
+from riskscreen.model.config import TrainConfig
+from riskscreen.model.pipeline import TrainingResult
 from riskscreen.registry import (
     ARTIFACT_HASH_TAG,
     ModelNotAvailable,
@@ -20,7 +21,6 @@ from riskscreen.registry import (
     parse_model_uri,
     register,
 )
-from riskscreen.schema import schema_hash
 from riskscreen.settings import Settings
 
 

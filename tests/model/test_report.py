@@ -17,11 +17,11 @@ import matplotlib
 import numpy as np
 import pytest
 
-from riskscreen.config import TrainConfig
-from riskscreen.pipeline import TrainingData, TrainingResult, run_training
-from riskscreen.report import write_report
-from riskscreen.schema import FIELDS_BY_NAME
-from riskscreen.synth import Cohort, generate_cohort
+from riskscreen.contract.schema import FIELDS_BY_NAME
+from riskscreen.model.config import TrainConfig
+from riskscreen.model.pipeline import TrainingData, TrainingResult, run_training
+from riskscreen.reports.report import write_report
+from riskscreen.synth.generate import Cohort, generate_cohort
 
 DATA_CARD = "# Data card\n\nTest cohort for the report. <script>alert('x')</script>\n"
 MAX_BYTES = 3 * 1024 * 1024

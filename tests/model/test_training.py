@@ -6,12 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from riskscreen.config import TrainConfig
-from riskscreen.explain import group_contributions
-from riskscreen.features import FeatureSpec, encode_frame
-from riskscreen.pipeline import TrainingData, TrainingResult, _labelled
-from riskscreen.schema import OUTCOME_COLUMNS, SWEDISH_LEVELS
-from riskscreen.synth import Cohort
+from riskscreen.contract.features import FeatureSpec, encode_frame
+from riskscreen.contract.schema import OUTCOME_COLUMNS, SWEDISH_LEVELS
+from riskscreen.explain.reasons import group_contributions
+from riskscreen.model.config import TrainConfig
+from riskscreen.model.pipeline import TrainingData, TrainingResult, _labelled
+from riskscreen.synth.generate import Cohort
 
 
 def test_no_test_person_is_trained_on(small_cohort: Cohort, small_config: TrainConfig) -> None:

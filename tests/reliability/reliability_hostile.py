@@ -1,6 +1,6 @@
 """The hostile request corpus: each case says what it sends and what the answer must name.
 
-Derived from the schema declaration (riskscreen.schema.INTAKE_FIELDS), so a new field or
+Derived from the schema declaration (riskscreen.contract.schema.INTAKE_FIELDS), so a new field or
 category is attacked without anyone listing it here. Used in process (one test per case) and
 against a real server process (the whole corpus, then the process and its logs are checked).
 """
@@ -14,7 +14,7 @@ from typing import Any
 
 from reliability_support import category_fields, ranged_fields, score_body, valid_intake
 
-from riskscreen.schema import INTAKE_FIELDS
+from riskscreen.contract.schema import INTAKE_FIELDS
 from riskscreen.settings import Settings
 from service.schemas import MAX_BATCH
 

@@ -18,9 +18,9 @@ from typing import Any
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from riskscreen.audit import AuditStore
-from riskscreen.keys import ROLES, KeyStore
-from riskscreen.schema import FIELDS_BY_NAME, INTAKE_FIELDS
+from riskscreen.audit.chain import AuditStore
+from riskscreen.audit.keys import ROLES, KeyStore
+from riskscreen.contract.schema import FIELDS_BY_NAME, INTAKE_FIELDS
 from riskscreen.settings import Settings
 from service.app import create_app
 

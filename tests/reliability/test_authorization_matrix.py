@@ -17,7 +17,7 @@ from fastapi.routing import iter_route_contexts
 from fastapi.testclient import TestClient
 from reliability_support import Keys, add_keys, client, score_body
 
-from riskscreen.keys import KeyStore
+from riskscreen.audit.keys import KeyStore
 from riskscreen.settings import Settings
 
 # Who calls: the owner of the score in the path, another case manager, the two other roles,

@@ -39,11 +39,12 @@ from reliability_support import (
     wait_until_logging,
 )
 
-from riskscreen import audit, keys
-from riskscreen.audit import AuditStore
-from riskscreen.keys import KeyStore
+from riskscreen.audit import chain as audit
+from riskscreen.audit import keys
+from riskscreen.audit.chain import AuditStore
+from riskscreen.audit.keys import KeyStore
+from riskscreen.audit.switch import ScoringSwitchStore
 from riskscreen.settings import Settings
-from riskscreen.switch import ScoringSwitchStore
 
 CLIENTS = 8
 BATCH, DECIDED = 20, 5  # per unit of work: 20 scores, 5 decisions

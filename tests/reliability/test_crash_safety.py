@@ -34,8 +34,8 @@ from reliability_support import (
     wait_until_logging,
 )
 
-from riskscreen.audit import AuditStore
-from riskscreen.keys import KeyStore
+from riskscreen.audit.chain import AuditStore
+from riskscreen.audit.keys import KeyStore
 from riskscreen.settings import Settings
 
 CLIENTS = 4

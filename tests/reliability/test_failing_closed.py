@@ -25,11 +25,12 @@ import sqlalchemy as sa
 from reliability_servers import Zygote, free_port, server_env
 from reliability_support import add_keys, audit_count, client, score_body, sqlite_url
 
-from riskscreen import audit, keys
-from riskscreen.audit import AuditStore
-from riskscreen.keys import KeyStore
+from riskscreen.audit import chain as audit
+from riskscreen.audit import keys
+from riskscreen.audit.chain import AuditStore
+from riskscreen.audit.keys import KeyStore
+from riskscreen.audit.switch import ScoringSwitchStore
 from riskscreen.settings import Settings
-from riskscreen.switch import ScoringSwitchStore
 
 SCORE_FIELDS = ("probability", "log_odds", "contributions", "band")
 

@@ -21,8 +21,8 @@ from reliability_servers import command_server, free_port, riskscreen_cli, serve
 from reliability_support import add_keys, client, score_body, sqlite_url
 
 from riskscreen import registry
-from riskscreen.config import TrainConfig
-from riskscreen.pipeline import TrainingResult
+from riskscreen.model.config import TrainConfig
+from riskscreen.model.pipeline import TrainingResult
 from riskscreen.registry import ModelTampered, load_verified, register
 from riskscreen.settings import Settings
 

@@ -32,8 +32,8 @@ import sqlalchemy as sa
 from reliability_servers import riskscreen_cli
 from typer.testing import CliRunner
 
-from riskscreen import audit
-from riskscreen.audit import GENESIS_HASH, AuditStore, record_hash
+from riskscreen.audit import chain as audit
+from riskscreen.audit.chain import GENESIS_HASH, AuditStore, record_hash
 from riskscreen.cli import app as cli
 
 N = 1000

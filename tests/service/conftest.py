@@ -15,7 +15,7 @@ from http_support import UNLIMITED, Service, running, score_body, sqlite_url
 
 from riskscreen.registry import Registration
 from riskscreen.settings import Settings
-from riskscreen.synth import Cohort
+from riskscreen.synth.generate import Cohort
 
 
 @pytest.fixture(scope="session")

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from fastapi.testclient import TestClient
 
-from riskscreen.keys import ApiKey, Role
+from riskscreen.audit.keys import ApiKey, Role
 from riskscreen.settings import Settings
 from service.app import create_app
 from service.state import AppState

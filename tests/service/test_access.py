@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from http_support import Service
 
-from riskscreen.keys import KeyStore
+from riskscreen.audit.keys import KeyStore
 from service.state import KEY_CACHE_SECONDS
 
 # (method, path template, allowed roles). {score} and {record} are filled with real ids.

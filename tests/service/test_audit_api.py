@@ -13,12 +13,12 @@ import pytest
 from http_support import Service, sqlite_url
 from typer.testing import CliRunner
 
-from riskscreen.audit import record_hash
-from riskscreen.bundle import LEAF_TABLES, PRED_CONTRIB, Calibration
-from riskscreen.casework import score_payload
+from riskscreen.audit.chain import record_hash
 from riskscreen.cli import app as cli
-from riskscreen.config import TrainConfig
-from riskscreen.pipeline import TrainingResult
+from riskscreen.jobs.casework import score_payload
+from riskscreen.model.bundle import LEAF_TABLES, PRED_CONTRIB, Calibration
+from riskscreen.model.config import TrainConfig
+from riskscreen.model.pipeline import TrainingResult
 from riskscreen.registry import Registration, client, register
 from riskscreen.settings import Settings
 from service.schemas import ScoreRequest

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from riskscreen.cli import app as cli
 from riskscreen.registry import Registration
 from riskscreen.settings import Settings
-from riskscreen.synth import Cohort
+from riskscreen.synth.generate import Cohort
 
 ROWS = 80
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from http_support import Service
 
-from riskscreen.audit import AuditStore
+from riskscreen.audit.chain import AuditStore
 
 
 def read_only_url(url: str) -> str:

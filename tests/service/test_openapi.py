@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 from http_support import Service
 
-from riskscreen.audit import AuditStore
-from riskscreen.keys import KeyStore
-from riskscreen.switch import ScoringSwitchStore
+from riskscreen.audit.chain import AuditStore
+from riskscreen.audit.keys import KeyStore
+from riskscreen.audit.switch import ScoringSwitchStore
 
 Operation = tuple[str, str, dict[str, Any]]  # (method, path template, OpenAPI operation)
 DECISION = {"support": "usual", "agrees_with_flag": False, "reason_code": "other"}

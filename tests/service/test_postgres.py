@@ -23,11 +23,12 @@ from http_support import (
 )
 from typer.testing import CliRunner
 
-from riskscreen import audit, keys, switch
+from riskscreen.audit import chain as audit
+from riskscreen.audit import keys, switch
+from riskscreen.audit.db import grant_table
 from riskscreen.cli import app as cli
-from riskscreen.config import TrainConfig
-from riskscreen.db import grant_table
-from riskscreen.pipeline import TrainingResult
+from riskscreen.model.config import TrainConfig
+from riskscreen.model.pipeline import TrainingResult
 from riskscreen.registry import Registration, load_verified, register
 from riskscreen.settings import Settings
 

@@ -13,10 +13,10 @@ import anyio.to_thread
 import pytest
 from http_support import UNLIMITED, Service, running, sqlite_url
 
-from riskscreen.audit import AuditUnavailable
-from riskscreen.casework import NOTICE
+from riskscreen.audit.chain import AuditUnavailable
+from riskscreen.contract.schema import FIELDS_BY_NAME, GROUPS_BY_NAME
+from riskscreen.jobs.casework import NOTICE
 from riskscreen.registry import Registration
-from riskscreen.schema import FIELDS_BY_NAME, GROUPS_BY_NAME
 from riskscreen.settings import Settings
 from service.app import create_app
 from service.schemas import ScoreResponse

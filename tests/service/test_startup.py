@@ -18,7 +18,7 @@ import httpx
 import pytest
 from http_support import sqlite_url
 
-from riskscreen.keys import KeyStore
+from riskscreen.audit.keys import KeyStore
 from riskscreen.registry import Registration, client, tree_sha256
 from riskscreen.settings import Settings
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from riskscreen.audit import AuditStore
+from riskscreen.audit.chain import AuditStore
 
 BACKENDS = [
     pytest.param("sqlite", id="sqlite"),

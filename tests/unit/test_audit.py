@@ -24,8 +24,8 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from riskscreen import audit
-from riskscreen.audit import (
+from riskscreen.audit import chain as audit
+from riskscreen.audit.chain import (
     GENESIS_HASH,
     AuditStore,
     AuditUnavailable,

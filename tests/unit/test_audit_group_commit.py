@@ -24,9 +24,9 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from riskscreen import audit
-from riskscreen.audit import AuditRecord, AuditStore, AuditUnavailable, canonical_json
-from riskscreen.db import write_transaction
+from riskscreen.audit import chain as audit
+from riskscreen.audit.chain import AuditRecord, AuditStore, AuditUnavailable, canonical_json
+from riskscreen.audit.db import write_transaction
 
 WRITER = "riskscreen-audit-writer"
 

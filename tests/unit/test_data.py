@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from riskscreen import data
-from riskscreen.schema import INTAKE_COLUMNS, INTAKE_FIELDS, OUTCOME_COLUMNS
+from riskscreen.contract import data
+from riskscreen.contract.schema import INTAKE_COLUMNS, INTAKE_FIELDS, OUTCOME_COLUMNS
 
 PERSONAL_NUMBER = "19800101-1234"
 

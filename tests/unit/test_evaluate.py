@@ -8,8 +8,8 @@ import pytest
 from fairlearn.metrics import MetricFrame, false_positive_rate, selection_rate, true_positive_rate
 from sklearn.metrics import precision_score
 
-from riskscreen.config import FairnessConfig, GateConfig
-from riskscreen.evaluate import (
+from riskscreen.model.config import FairnessConfig, GateConfig
+from riskscreen.model.evaluate import (
     check_gates,
     checklist_flags,
     expected_calibration_error,
@@ -17,7 +17,7 @@ from riskscreen.evaluate import (
     group_metrics,
     recall_precision_at,
 )
-from riskscreen.train import capacity_thresholds, weighted_quantile
+from riskscreen.model.train import capacity_thresholds, weighted_quantile
 
 
 @pytest.fixture

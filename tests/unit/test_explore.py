@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from riskscreen.bundle import Calibration, ModelBundle, Thresholds
-from riskscreen.config import TrainConfig
-from riskscreen.explore import (
+from riskscreen.contract.features import FeatureSpec, encode_frame
+from riskscreen.contract.labels import STATUSES
+from riskscreen.jobs.explore import (
     additivity_error,
     calibration_targets,
     comparison_table,
@@ -19,10 +19,10 @@ from riskscreen.explore import (
     intake_records,
     label_status_by_year,
 )
-from riskscreen.features import FeatureSpec, encode_frame
-from riskscreen.labels import STATUSES
-from riskscreen.scoring import Scorer, score_frame
-from riskscreen.synth import generate_cohort
+from riskscreen.model.bundle import Calibration, ModelBundle, Thresholds
+from riskscreen.model.config import TrainConfig
+from riskscreen.model.scoring import Scorer, score_frame
+from riskscreen.synth.generate import generate_cohort
 
 FIELDS = (
     "age",

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from riskscreen.audit import AuditStore
-from riskscreen.keys import KeyStore, KeyStoreUnavailable, grant_service_role
+from riskscreen.audit.chain import AuditStore
+from riskscreen.audit.keys import KeyStore, KeyStoreUnavailable, grant_service_role
 
 BACKENDS = [
     pytest.param("sqlite", id="sqlite"),

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from riskscreen.censoring import kaplan_meier
-from riskscreen.labels import STATUSES, label_counts, make_labels
+from riskscreen.contract.censoring import kaplan_meier
+from riskscreen.contract.labels import STATUSES, label_counts, make_labels
 
 EXTRACT = "2024-01-01"
 INTAKE = "2020-01-15"  # horizon date at 24 months: 2022-01-15
@@ -338,7 +338,7 @@ def test_weights_remove_the_bias_of_loss_to_follow_up() -> None:
 
 @pytest.mark.slow
 def test_weighted_labels_match_the_generator_oracle() -> None:
-    synth = pytest.importorskip("riskscreen.synth")
+    synth = pytest.importorskip("riskscreen.synth.generate")
     cohort = synth.generate_cohort(200_000, seed=7, horizon_months=24)
     labels = make_labels(cohort.intake, cohort.outcomes, horizon_months=24)
     oracle = labels[["case_ref"]].merge(cohort.oracle, on="case_ref", how="left", validate="1:1")

@@ -7,8 +7,7 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from riskscreen.explain import GroupReason, reason_sentence
-from riskscreen.schema import (
+from riskscreen.contract.schema import (
     CATEGORY_LABELS,
     FIELDS_BY_NAME,
     INTAKE_FIELDS,
@@ -16,6 +15,7 @@ from riskscreen.schema import (
     looks_like_personal_number,
     schema_hash,
 )
+from riskscreen.explain.reasons import GroupReason, reason_sentence
 
 VALID = {
     "intake_date": "2021-03-04",

@@ -13,10 +13,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from riskscreen.audit import AuditStore
-from riskscreen.db import connect_sqlite
-from riskscreen.keys import KeyStore
-from riskscreen.switch import ScoringSwitchStore
+from riskscreen.audit.chain import AuditStore
+from riskscreen.audit.db import connect_sqlite
+from riskscreen.audit.keys import KeyStore
+from riskscreen.audit.switch import ScoringSwitchStore
 
 
 def test_each_store_creates_its_table_while_another_process_commits(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ import yaml
 from typer.testing import CliRunner
 
 from riskscreen.cli import app
-from riskscreen.schema import (
+from riskscreen.contract.schema import (
     CASE_REF_PATTERN,
     FIELDS_BY_NAME,
     INTAKE_COLUMNS,
@@ -24,9 +24,15 @@ from riskscreen.schema import (
     IntakeField,
     looks_like_personal_number,
 )
-from riskscreen.synth import Cohort, SynthConfig, generate_cohort, load_synth_config, write_cohort
-from riskscreen.synth_card import Tally
-from riskscreen.synth_outcomes import horizon_days
+from riskscreen.synth.card import Tally
+from riskscreen.synth.generate import (
+    Cohort,
+    SynthConfig,
+    generate_cohort,
+    load_synth_config,
+    write_cohort,
+)
+from riskscreen.synth.outcomes import horizon_days
 
 FILES = ("intake.parquet", "outcomes.parquet", "oracle.parquet", "DATA_CARD.md")
 
@@ -119,7 +125,7 @@ def test_rejects_impossible_sizes_and_seeds(config: SynthConfig) -> None:
 
 
 def _raw_defaults() -> dict:
-    path = Path(__file__).parents[2] / "src/riskscreen/defaults/synth.yaml"
+    path = Path(__file__).parents[2] / "src/riskscreen/synth/synth.yaml"
     return yaml.safe_load(path.read_text(encoding="utf-8"))
 
 

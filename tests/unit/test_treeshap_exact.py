@@ -23,8 +23,11 @@ import lightgbm as lgb
 import numpy as np
 import pytest
 
-from riskscreen import treeshap
-from riskscreen.bundle import (
+from riskscreen.contract.features import FeatureSpec
+from riskscreen.contract.schema import DEFAULT_FEATURES
+from riskscreen.explain import treeshap
+from riskscreen.explain.single_row import SingleRowPredictor, SingleRowUnavailable
+from riskscreen.model.bundle import (
     EXPLAINERS,
     LEAF_TABLES,
     PRED_CONTRIB,
@@ -32,11 +35,8 @@ from riskscreen.bundle import (
     ModelBundle,
     Thresholds,
 )
-from riskscreen.features import FeatureSpec
-from riskscreen.schema import DEFAULT_FEATURES
-from riskscreen.scoring import Scorer
-from riskscreen.single_row import SingleRowPredictor, SingleRowUnavailable
-from riskscreen.train import explain_cost_us
+from riskscreen.model.scoring import Scorer
+from riskscreen.model.train import explain_cost_us
 
 FIELDS = ("age", "years_of_schooling", "self_rated_health", "disability")
 

@@ -8,7 +8,7 @@ import pandas as pd
 from typer.testing import CliRunner
 
 from riskscreen.cli import app
-from riskscreen.schema import INTAKE_FIELDS
+from riskscreen.contract.schema import INTAKE_FIELDS
 
 runner = CliRunner()
 

@@ -1,0 +1,177 @@
+"""The training flow of DESIGN.md from data to evaluated bundle, without MLflow.
+
+Kept apart from the registry so notebooks and tests can train and inspect a model in memory;
+`riskscreen train` adds logging, registration and the gates on top.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from riskscreen.contract.features import FeatureSpec, encode_frame
+from riskscreen.contract.labels import label_counts, make_labels
+from riskscreen.contract.schema import schema_hash
+from riskscreen.model.bundle import ModelBundle
+from riskscreen.model.config import TrainConfig
+from riskscreen.model.evaluate import (
+    Evaluation,
+    check_gates,
+    checklist_factors,
+    evaluate_test,
+    sensitive_frame,
+)
+from riskscreen.model.train import (
+    CandidateResult,
+    YearSplit,
+    fit_bundle,
+    fit_logistic_baseline,
+    temporal_split,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """Canonical intake and outcome frames, and the oracle when the data are synthetic."""
+
+    intake: pd.DataFrame
+    outcomes: pd.DataFrame
+    oracle: pd.DataFrame | None
+    data_kind: str  # "synthetic" or "real"
+    data_card: str | None = None
+
+    def fingerprint(self) -> str:
+        """SHA-256 over the canonical content of both tables (provenance of a model)."""
+        digest = hashlib.sha256()
+        for frame in (self.intake, self.outcomes):
+            digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+        return digest.hexdigest()
+
+
+def load_training_data(cfg: TrainConfig, progress: bool = False) -> TrainingData:
+    """Generate the configured synthetic cohort or read and validate a municipality's files."""
+    if cfg.data.source == "synthetic":
+        from riskscreen.synth.generate import generate_cohort
+
+        s = cfg.data.synthetic
+        cohort = generate_cohort(s.n, s.seed, horizon_months=cfg.horizon_months, progress=progress)
+        return TrainingData(
+            cohort.intake, cohort.outcomes, cohort.oracle, "synthetic", cohort.data_card
+        )
+    from riskscreen.contract.data import load_tables
+
+    assert cfg.data.intake_path is not None and cfg.data.outcomes_path is not None
+    intake, outcomes = load_tables(cfg.data.intake_path, cfg.data.outcomes_path)
+    return TrainingData(intake, outcomes, None, "real")
+
+
+@dataclass
+class TrainingResult:
+    bundle: ModelBundle
+    evaluation: Evaluation
+    candidates: list[CandidateResult]
+    chosen: int
+    split: YearSplit
+    label_counts: dict[str, int]
+    split_sizes: dict[str, int]
+    gates: dict[str, bool]
+    importance: pd.Series  # mean |contribution| per field on the test cohort
+    test_frame: pd.DataFrame  # test intake rows with y, weight, probability (for the report)
+    test_contributions: np.ndarray
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return all(self.gates.values())
+
+
+def _labelled(
+    data: TrainingData, cfg: TrainConfig
+) -> tuple[pd.DataFrame, YearSplit, dict[str, int]]:
+    labels = make_labels(
+        data.intake, data.outcomes, horizon_months=cfg.horizon_months, support=cfg.support_handling
+    )
+    split = temporal_split(labels, cfg.split)
+    frame = data.intake.reset_index(drop=True).copy()
+    frame["y"] = labels["long_settlement"].to_numpy(dtype=float, na_value=np.nan)
+    frame["weight"] = labels["ipcw_weight"].to_numpy()
+    frame["split"] = split.assign(labels["intake_year"]).to_numpy()
+    frame = frame[(labels["status"] == "labelled").to_numpy() & (frame["split"] != "")]
+    return frame, split, label_counts(labels)
+
+
+def run_training(
+    data: TrainingData, cfg: TrainConfig, step: Callable[[str], None] = lambda _: None
+) -> TrainingResult:
+    """Label, split, fit, calibrate, threshold and evaluate; no I/O besides logging."""
+    step("labelling with censoring weights")
+    frame, split, counts = _labelled(data, cfg)
+    spec = FeatureSpec(cfg.features)
+    parts = {}
+    for name in ("train", "calibration", "validation", "test"):
+        part = frame[frame["split"] == name]
+        parts[name] = (encode_frame(part, spec), part["y"].to_numpy(), part["weight"].to_numpy())
+    step(f"fitting {len(cfg.model.candidates)} candidate tree ensembles")
+    bundle, candidates, chosen = fit_bundle(
+        parts, spec, cfg.model, cfg.capacity, cfg.elevated_share
+    )
+    step("evaluating on the test cohort")
+    test = frame[frame["split"] == "test"].copy()
+    x_test, y_test, w_test = parts["test"]
+    base, contrib = bundle.contributions(x_test, num_threads=0)
+    test["probability"] = 1.0 / (1.0 + np.exp(-(base + contrib.sum(axis=1))))
+    logreg = fit_logistic_baseline(*parts["train"], spec)
+    test["logreg"] = logreg.predict_proba(x_test)[:, 1]  # type: ignore[attr-defined]
+    if data.oracle is not None:
+        test["oracle"] = (
+            test[["case_ref"]]
+            .merge(data.oracle, on="case_ref", how="left")["p_long_settlement"]
+            .to_numpy()
+        )
+    evaluation = evaluate_test(
+        y_test,
+        test["probability"].to_numpy(),
+        w_test,
+        bundle.thresholds.flag,
+        checklist=checklist_factors(test, cfg.checklist),
+        logreg_p=test["logreg"].to_numpy(),
+        oracle_p=test["oracle"].to_numpy() if "oracle" in test else None,
+        sensitive_features=sensitive_frame(test),
+        fairness=cfg.fairness,
+    )
+    gates = check_gates(evaluation.metrics, cfg.gates)
+    importance = pd.Series(np.abs(contrib).mean(axis=0), index=list(spec.fields)).sort_values(
+        ascending=False
+    )
+    provenance = {
+        "data_kind": data.data_kind,
+        "data_sha256": data.fingerprint(),
+        "schema_sha256": schema_hash(),
+        "horizon_months": cfg.horizon_months,
+        "support_handling": cfg.support_handling,
+        "train_years": list(split.train),
+        "test_years": list(split.test),
+    }
+    bundle.provenance.update(provenance)
+    return TrainingResult(
+        bundle=bundle,
+        evaluation=evaluation,
+        candidates=candidates,
+        chosen=chosen,
+        split=split,
+        label_counts=counts,
+        split_sizes={k: len(v[1]) for k, v in parts.items()},
+        gates=gates,
+        importance=importance,
+        test_frame=test,
+        test_contributions=contrib,
+        provenance=provenance,
+    )

@@ -81,7 +81,7 @@ class _Ctx:
 
 def component_steps(ctx: _Ctx, n: int) -> list[Step]:
     """Each step of one score, median µs over n calls (the audit commit over n // 2)."""
-    from riskscreen.audit.chain import canonical_json
+    from riskscreen.audit.records import canonical_json
     from riskscreen.jobs.casework import score_payload
     from service.routers.scores import _json, _response
     from service.schemas import ScoreRequest
@@ -241,7 +241,7 @@ IN_SITU = (
     Timed(
         "transaction (writer thread: flock, BEGIN IMMEDIATE, INSERT, COMMIT)",
         1,
-        "riskscreen.audit.chain",
+        "riskscreen.audit.committers",
         "_SqliteCommitter.commit",
     ),
     Timed("build response (routers.scores._response)", 0, "service.routers.scores", "_response"),

@@ -11,7 +11,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
 
-from riskscreen.contract.schema import CaseRef, IntakeRecord, looks_like_personal_number
+from riskscreen.contract.identity import looks_like_personal_number
+from riskscreen.contract.record import CaseRef, IntakeRecord
 from riskscreen.jobs.casework import REASON_CODES
 
 MAX_BATCH = 100

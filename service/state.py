@@ -14,10 +14,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from riskscreen.audit.chain import AuditStore, audit_records
+from riskscreen.audit.chain import AuditStore
 from riskscreen.audit.db import write_transaction
 from riskscreen.audit.keys import KeyStore
 from riskscreen.audit.switch import ScoringSwitchStore
+from riskscreen.audit.table import audit_records
 from riskscreen.model.scoring import Scorer
 from riskscreen.registry import LoadedModel, load_verified, run_metrics
 from riskscreen.settings import Settings

@@ -9,7 +9,7 @@ import orjson
 from fastapi import APIRouter, HTTPException, Response, status
 from starlette.concurrency import run_in_threadpool
 
-from riskscreen.audit.chain import AuditRecord
+from riskscreen.audit.records import AuditRecord
 from riskscreen.explain.reasons import Lang
 from riskscreen.jobs.casework import (
     NOTICE,

@@ -33,7 +33,10 @@ from reliability_servers import riskscreen_cli
 from typer.testing import CliRunner
 
 from riskscreen.audit import chain as audit
-from riskscreen.audit.chain import GENESIS_HASH, AuditStore, record_hash
+from riskscreen.audit.chain import AuditStore
+from riskscreen.audit.records import GENESIS_HASH, record_hash
+from riskscreen.audit.table import audit_records
+from riskscreen.audit.verify import ChainChecker
 from riskscreen.cli import app as cli
 
 N = 1000
@@ -101,7 +104,7 @@ def log(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Row]]:
             kind = "score" if i % 3 else "decision"
             store.append(kind, _payload(i))
         with store.engine.connect() as conn:
-            query = sa.select(audit.audit_records).order_by(audit.audit_records.c.seq)
+            query = sa.select(audit_records).order_by(audit_records.c.seq)
             rows = [Row(**dict(r._mapping)) for r in conn.execute(query)]
     finally:
         store.close()
@@ -129,7 +132,7 @@ class Verifier:
 
     def __init__(self, rows: Sequence[Row], head: tuple[int, str]) -> None:
         self.head = head
-        checker = audit._ChainChecker(head)
+        checker = ChainChecker(head)
         self.states = [copy.copy(checker)]  # states[k]: after k intact rows
         for row in rows:
             assert checker.check(row) is None  # type: ignore[arg-type]

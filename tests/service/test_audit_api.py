@@ -13,7 +13,7 @@ import pytest
 from http_support import Service, sqlite_url
 from typer.testing import CliRunner
 
-from riskscreen.audit.chain import record_hash
+from riskscreen.audit.records import record_hash
 from riskscreen.cli import app as cli
 from riskscreen.jobs.casework import score_payload
 from riskscreen.model.bundle import LEAF_TABLES, PRED_CONTRIB, Calibration

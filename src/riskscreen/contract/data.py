@@ -3,7 +3,7 @@
 Everything is derived from the one declaration in `riskscreen.contract.schema`. Validation runs
 in two vectorised steps and collects every problem rather than stopping at the first:
 
-1. Parsing: each cell is read as its declared kind. CSV cells arrive as text and Parquet
+1. Parsing (`cells`): each cell is read as its declared kind. CSV cells arrive as text and Parquet
    columns arrive typed, so this step is ours. Pandera's own coercion is not used here because
    under pandas 3.1 and pandera 0.35 it turns any non-empty text, even "false", into True in a
    boolean column, and when coercion fails for some cells it runs the range checks on the
@@ -24,8 +24,7 @@ occupation can come from unpaid or informal work, and a problem here would block
 
 from __future__ import annotations
 
-import datetime as dt
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,213 +32,23 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
-from riskscreen.contract.schema import (
-    CASE_REF_PATTERN,
-    INTAKE_FIELDS,
-    OUTCOME_FIELDS,
-    IntakeField,
-    OutcomeField,
-    looks_like_personal_number,
-)
+from riskscreen.contract.cells import KEY, Field, is_key, parse_cells
+from riskscreen.contract.identity import CASE_REF_PATTERN, looks_like_personal_number
+from riskscreen.contract.problems import DataValidationError, Problem, show_value
+from riskscreen.contract.read import TableReadError, read_table
+from riskscreen.contract.schema import INTAKE_FIELDS, OUTCOME_FIELDS, IntakeField
 
 # pandas 3 parses ISO dates to microseconds; that also holds sentinel dates such as 9999-12-31.
 DATE_DTYPE = np.dtype("datetime64[us]")
-REDACTED = "<redacted>"
-MAX_LISTED_PROBLEMS = 50
 # The fields that the cross-table rules and the label definition refer to by meaning.
 INTAKE_DATE = "intake_date"
 SETTLED_DATE = "settled_date"
 LOST_DATE = "lost_to_followup_date"
 SUPPORT = "received_intensified_support"
 EXTRACT_DATE = "extract_date"
-_KEY = next(f.name for f in INTAKE_FIELDS if f.role == "key")
-_BOOLEAN_TEXT = {"true": True, "false": False, "1": True, "0": False}
-_NAN_TEXT = ("nan", "+nan", "-nan")
-_MAX_SHOWN_CHARS = 40
-
-Field = IntakeField | OutcomeField
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One breach of the data contract, located as a person finds it in the file.
-
-    `row` is the 1-based data row (header not counted) or None for a whole-column problem.
-    A value or column name that looks like a personal identity number is replaced by
-    `<redacted>` on creation, so that no problem, message or log line can carry one.
-    """
-
-    file: str
-    row: int | None
-    column: str | None
-    value: object
-    reason: str
-
-    def __post_init__(self) -> None:
-        for name in ("value", "column"):  # an unknown column's header is the file's text too
-            text = getattr(self, name)
-            if text is not None and looks_like_personal_number(str(text)):
-                object.__setattr__(self, name, REDACTED)
-
-    def describe(self) -> str:
-        """A one-line message, e.g. `intake.csv: data row 17, column age: value 70 is ...`."""
-        place = [f"data row {self.row}"] if self.row is not None else []
-        place += [f"column {self.column}"] if self.column is not None else []
-        what = self.reason if self.value is None else f"value {_show(self.value)} {self.reason}"
-        return ": ".join([self.file, *([", ".join(place)] if place else []), what])
-
-
-class TableReadError(ValueError):
-    """A table could not be read at all (unsupported suffix, missing or malformed file)."""
-
-
-class DataValidationError(ValueError):
-    """The tables break the data contract; `problems` lists every breach found."""
-
-    def __init__(self, problems: Sequence[Problem]) -> None:
-        self.problems = list(problems)
-        lines = [p.describe() for p in self.problems[:MAX_LISTED_PROBLEMS]]
-        if len(self.problems) > MAX_LISTED_PROBLEMS:
-            lines.append(f"... and {len(self.problems) - MAX_LISTED_PROBLEMS} more")
-        super().__init__(f"{len(self.problems)} data contract problem(s):\n" + "\n".join(lines))
-
-
-def _show(value: object) -> str:
-    """How a cell is quoted in a message: as written, quoted only if blanks would hide it."""
-    if isinstance(value, pd.Timestamp | dt.date) and value == pd.Timestamp(value).normalize():
-        return pd.Timestamp(value).date().isoformat()
-    text = str(value)
-    if len(text) > _MAX_SHOWN_CHARS:
-        text = text[: _MAX_SHOWN_CHARS - 1] + "…"
-    return text if text and text.strip() == text else repr(text)
-
-
-# --- reading -----------------------------------------------------------------------------------
-
-
-def _read_csv(path: Path) -> pd.DataFrame:
-    # Every cell as text, and only an empty cell is null: "NA" or "no" must not silently
-    # become a missing value or a boolean. utf-8-sig accepts the byte-order mark Excel writes.
-    return pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-
-
-def _read_parquet(path: Path) -> pd.DataFrame:
-    return pd.read_parquet(path).reset_index(drop=True)
-
-
-_READERS: dict[str, Callable[[Path], pd.DataFrame]] = {
-    ".csv": _read_csv,
-    ".parquet": _read_parquet,
-}
-
-
-def read_table(path: Path) -> pd.DataFrame:
-    """Read a CSV or Parquet table as it is, without interpreting it (validation does that).
-
-    Raises:
-        TableReadError: the suffix is not .csv or .parquet, or the file cannot be read.
-    """
-    reader = _READERS.get(path.suffix.lower())
-    if reader is None:
-        raise TableReadError(
-            f"{path.name}: unsupported file type {path.suffix!r}; use .csv or .parquet"
-        )
-    try:
-        return reader(path)
-    except (OSError, ValueError) as exc:
-        raise TableReadError(f"{path.name}: cannot be read ({exc})") from exc
-
-
-# --- step 1: parsing cells as their declared kind ----------------------------------------------
-
-
-def _present(raw: pd.Series) -> pd.Series:
-    """Cells that hold a value: not null and, for text, not blank (an empty CSV cell is null)."""
-    present = raw.notna()
-    if raw.dtype == object or isinstance(raw.dtype, pd.StringDtype):
-        present &= raw.astype("str").str.strip() != ""
-    return present
-
-
-def _text(raw: pd.Series, present: pd.Series, *, strip: bool = True) -> pd.Series:
-    text = raw.where(present).astype("str")
-    return text.str.strip() if strip else text
-
-
-def _reasons(index: pd.Index, *rules: tuple[pd.Series, str]) -> pd.Series:
-    """Per cell, the reason of the first rule whose mask is set; NaN where the cell is fine."""
-    reasons = pd.Series(None, index=index, dtype=object)
-    for mask, reason in rules:
-        reasons = reasons.mask(mask & reasons.isna(), reason)
-    return reasons
-
-
-def _parse_numeric(raw: pd.Series, whole: bool) -> tuple[pd.Series, pd.Series]:
-    present = _present(raw)
-    no_text = pd.Series(False, index=raw.index)
-    if pd.api.types.is_bool_dtype(raw.dtype):
-        numbers, nan_text = pd.Series(np.nan, index=raw.index), no_text
-    elif pd.api.types.is_numeric_dtype(raw.dtype):
-        numbers, nan_text = raw.astype("float64"), no_text
-    else:
-        text = _text(raw, present)
-        numbers = pd.to_numeric(text, errors="coerce").astype("float64")
-        nan_text = text.str.lower().isin(_NAN_TEXT)
-    finite = np.isfinite(numbers)
-    reasons = _reasons(
-        raw.index,
-        (present & numbers.isna() & ~nan_text, "is not a number"),
-        (present & ~finite, "is not a finite number"),
-        (present & finite & (numbers % 1 != 0) & whole, "is not a whole number"),
-    )
-    return numbers.where(reasons.isna()), reasons
-
-
-def _parse_boolean(raw: pd.Series) -> tuple[pd.Series, pd.Series]:
-    present = _present(raw)
-    values = _text(raw, present).str.lower().map(_BOOLEAN_TEXT)
-    reasons = _reasons(raw.index, (present & values.isna(), "is not a boolean (true/false or 1/0)"))
-    return values, reasons
-
-
-def _parse_date(raw: pd.Series) -> tuple[pd.Series, pd.Series]:
-    """ISO dates, YYYY-MM-DD; a time part after "T" or a blank is dropped, time zone included.
-
-    The date as written is the date meant: converting "2020-03-15T00:30+02:00" to UTC first
-    would move the intake to the day before.
-    """
-    present = _present(raw)
-    if pd.api.types.is_datetime64_any_dtype(raw.dtype):
-        raw = raw.astype("str").where(present)  # wall-clock text, whatever the time zone
-    text = _text(raw, present)
-    dated = text.str.len().eq(10) | text.str.slice(10, 11).isin(["T", " "])
-    dates = pd.to_datetime(text.str.slice(0, 10).where(dated), format="%Y-%m-%d", errors="coerce")
-    reasons = _reasons(raw.index, (present & dates.isna(), "is not a date (ISO 8601: YYYY-MM-DD)"))
-    return dates, reasons
-
-
-def _parse(raw: pd.Series, f: Field) -> tuple[pd.Series, pd.Series]:
-    """The cells as values of the field's kind (NaN where missing or malformed) and the reasons.
-
-    Text is stripped of surrounding blanks, except in the case reference, which is opaque.
-    """
-    raw = raw.reset_index(drop=True)
-    if f.kind in ("integer", "number"):
-        return _parse_numeric(raw, whole=f.kind == "integer")
-    if f.kind == "boolean":
-        return _parse_boolean(raw)
-    if f.kind == "date":
-        return _parse_date(raw)
-    text = _text(raw, _present(raw), strip=not _is_key(f))
-    return text, pd.Series(None, index=raw.index, dtype=object)
 
 
 # --- step 2: value checks from the declaration -------------------------------------------------
-
-
-def _is_key(f: Field) -> bool:
-    """The case reference rules apply wherever the intake key appears (it joins the tables)."""
-    return f.name == _KEY
 
 
 def _not_personal_number(values: pd.Series) -> pd.Series:
@@ -257,7 +66,7 @@ def _checks(f: Field, today: pd.Timestamp) -> list[pa.Check]:
         checks.append(pa.Check.isin(f.categories, error=f"is not one of the allowed: {allowed}"))
     if f.kind == "date":
         checks.append(pa.Check.le(today, error="lies in the future"))
-    if _is_key(f):
+    if is_key(f):
         checks.append(
             pa.Check.str_matches(
                 CASE_REF_PATTERN,
@@ -280,7 +89,7 @@ def _frame_schema(fields: Iterable[Field]) -> pa.DataFrameSchema:
             None,
             _checks(f, today),
             nullable=f.nullable,
-            unique=_is_key(f),
+            unique=is_key(f),
             report_duplicates="all",
         )
         for f in fields
@@ -338,7 +147,7 @@ def _check_table(raw: pd.DataFrame, fields: Sequence[Field], source: str) -> _Ch
     for f in fields:
         if f.name not in raw.columns:
             continue
-        typed[f.name], reasons = _parse(raw[f.name], f)
+        typed[f.name], reasons = parse_cells(raw[f.name], f)
         type_problems += [
             Problem(source, i + 1, f.name, raw[f.name].iloc[i], str(reasons.iloc[i]))
             for i in _rows(reasons.notna())
@@ -381,18 +190,18 @@ def _cross_problems(
     out: pd.DataFrame, intake: pd.DataFrame, out_source: str, intake_source: str
 ) -> list[Problem]:
     """Outcome rules that need the intake: one outcome row per intake row, and date order."""
-    if not {_KEY, EXTRACT_DATE} <= set(out) or not {_KEY, INTAKE_DATE} <= set(intake):
+    if not {KEY, EXTRACT_DATE} <= set(out) or not {KEY, INTAKE_DATE} <= set(intake):
         return []  # the missing column is reported already; these checks cannot run without it
-    unknown = out[_KEY].notna() & ~_is_in(out[_KEY], intake[_KEY])
-    unmatched = intake[_KEY].notna() & ~_is_in(intake[_KEY], out[_KEY])
-    intake_dates = intake.drop_duplicates(_KEY).set_index(_KEY)[INTAKE_DATE]
+    unknown = out[KEY].notna() & ~_is_in(out[KEY], intake[KEY])
+    unmatched = intake[KEY].notna() & ~_is_in(intake[KEY], out[KEY])
+    intake_dates = intake.drop_duplicates(KEY).set_index(KEY)[INTAKE_DATE]
     return (
         [
             Problem(
                 out_source,
                 i + 1,
-                _KEY,
-                out[_KEY].iloc[i],
+                KEY,
+                out[KEY].iloc[i],
                 f"has no intake record in {intake_source}",
             )
             for i in _rows(unknown)
@@ -401,14 +210,14 @@ def _cross_problems(
             Problem(
                 intake_source,
                 i + 1,
-                _KEY,
-                intake[_KEY].iloc[i],
+                KEY,
+                intake[KEY].iloc[i],
                 f"has no outcome record in {out_source} (one outcome row per newcomer)",
             )
             for i in _rows(unmatched)
         ]
         + _extract_problems(out[EXTRACT_DATE], out_source)
-        + _date_order_problems(out, out[_KEY].map(intake_dates), out_source)
+        + _date_order_problems(out, out[KEY].map(intake_dates), out_source)
     )
 
 
@@ -416,7 +225,7 @@ def _extract_problems(extract: pd.Series, source: str) -> list[Problem]:
     if extract.nunique() <= 1:
         return []
     common = extract.mode().iloc[0]
-    reason = f"differs from {_show(common)}, the extraction date of most rows (one per table)"
+    reason = f"differs from {show_value(common)}, the extraction date of most rows (one per table)"
     return [
         Problem(source, i + 1, EXTRACT_DATE, extract.iloc[i], reason)
         for i in _rows(extract.notna() & (extract != common))
@@ -453,7 +262,9 @@ def _date_order_problems(out: pd.DataFrame, intake_date: pd.Series, source: str)
             )
         )
     return [
-        Problem(source, i + 1, column, out[column].iloc[i], reason.format(_show(bound.iloc[i])))
+        Problem(
+            source, i + 1, column, out[column].iloc[i], reason.format(show_value(bound.iloc[i]))
+        )
         for column, mask, bound, reason in rules
         for i in _rows(mask)
     ]
@@ -484,7 +295,9 @@ def _to_canonical(df: pd.DataFrame, fields: Sequence[Field]) -> pd.DataFrame:
     A malformed or missing required value raises (ValueError) instead of becoming a default.
     """
     df = df.reset_index(drop=True)
-    return pd.DataFrame({f.name: _canonical_column(_parse(df[f.name], f)[0], f) for f in fields})
+    return pd.DataFrame(
+        {f.name: _canonical_column(parse_cells(df[f.name], f)[0], f) for f in fields}
+    )
 
 
 def to_canonical_intake(df: pd.DataFrame) -> pd.DataFrame:

@@ -13,7 +13,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from riskscreen.contract.schema import CATEGORY_LABELS, FIELDS_BY_NAME, GROUPS, GROUPS_BY_NAME
+from riskscreen.contract.schema import FIELDS_BY_NAME, GROUPS, GROUPS_BY_NAME
+from riskscreen.contract.value_labels import CATEGORY_LABELS
 
 Lang = Literal["sv", "en"]
 # Contributions smaller than this (in log-odds) are not worth a sentence: about a 1-percentage-

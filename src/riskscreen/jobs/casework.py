@@ -14,8 +14,9 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from riskscreen.audit.chain import AuditRecord, AuditStore
+from riskscreen.audit.chain import AuditStore
 from riskscreen.audit.keys import ApiKey
+from riskscreen.audit.records import AuditRecord
 from riskscreen.contract.schema import SENSITIVE_AUDIT_FIELDS
 from riskscreen.model.bundle import PRED_CONTRIB
 from riskscreen.model.scoring import FieldContribution, Scorer, ScoreResult

@@ -16,7 +16,7 @@ import pandas as pd
 
 from riskscreen.contract.features import encode_frame
 from riskscreen.contract.labels import STATUSES
-from riskscreen.contract.schema import IntakeRecord
+from riskscreen.contract.record import IntakeRecord
 from riskscreen.explain.reasons import group_contributions
 
 if TYPE_CHECKING:
@@ -74,10 +74,10 @@ def label_status_by_year(labels: pd.DataFrame) -> pd.DataFrame:
 def comparison_table(result: TrainingResult, cfg: TrainConfig) -> pd.DataFrame:
     """Model against checklist, logistic regression and oracle: the report's metrics table.
 
-    Built from `report.metrics_section`, so the notebook shows the very cells (formatted, and
+    Built from `comparison.metrics_section`, so the notebook shows the very cells (formatted, and
     filled in the same way where a comparator's metric was not logged) that the report shows.
     """
-    from riskscreen.reports.report import TestScores, metrics_section
+    from riskscreen.reports.comparison import TestScores, metrics_section
 
     section = metrics_section(result, cfg, TestScores.from_result(result, cfg))
     return pd.DataFrame(
@@ -115,7 +115,7 @@ def additivity_error(frame: pd.DataFrame, bundle: ModelBundle) -> float:
 
 
 def intake_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """Each row as the scoring API receives it: validated by `schema.IntakeRecord`.
+    """Each row as the scoring API receives it: validated by `record.IntakeRecord`.
 
     Missing values become None and numpy scalars plain Python values, so `Scorer.score` gets
     exactly what a request body gives it; case_ref travels beside the record, not in it.

@@ -49,12 +49,8 @@ import yaml
 from rich.console import Console
 from rich.progress import Progress
 
-from riskscreen.contract.schema import (
-    INTAKE_FIELDS,
-    OUTCOME_COLUMNS,
-    IntakeField,
-    looks_like_personal_number,
-)
+from riskscreen.contract.identity import looks_like_personal_number
+from riskscreen.contract.schema import INTAKE_FIELDS, OUTCOME_COLUMNS, IntakeField
 from riskscreen.synth.card import Tally, render_data_card
 from riskscreen.synth.config import SynthConfig
 from riskscreen.synth.outcomes import observed_dates, sample_outcomes

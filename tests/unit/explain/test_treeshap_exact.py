@@ -25,7 +25,7 @@ import pytest
 
 from riskscreen.contract.features import FeatureSpec
 from riskscreen.contract.schema import DEFAULT_FEATURES
-from riskscreen.explain import treeshap
+from riskscreen.explain import treeshap, treeshap_kernels
 from riskscreen.explain.single_row import SingleRowPredictor, SingleRowUnavailable
 from riskscreen.model.bundle import (
     EXPLAINERS,
@@ -411,7 +411,7 @@ def test_kernels_compile_without_a_writable_cache_directory(
         for i in range(x.shape[0]):
             out[i] = 2 * x[i]
 
-    kernel = treeshap._kernel(double)
+    kernel = treeshap_kernels._kernel(double)
     out = np.zeros(3)
     kernel(np.arange(3.0), out)
     assert out.tolist() == [0.0, 2.0, 4.0]

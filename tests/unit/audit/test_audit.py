@@ -25,18 +25,14 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from riskscreen.audit import chain as audit
-from riskscreen.audit.chain import (
-    GENESIS_HASH,
-    AuditStore,
-    AuditUnavailable,
-    grant_service_role,
-    record_hash,
-)
+from riskscreen.audit.chain import AuditStore, AuditUnavailable, grant_service_role
+from riskscreen.audit.records import GENESIS_HASH, AuditRecord, record_hash
+from riskscreen.audit.verify import VerifyResult
 
 TEXT_COLUMNS = ["record_id", "kind", "created_at", "payload", "prev_hash", "hash"]
 
 
-def fill(store: AuditStore, n: int) -> list[audit.AuditRecord]:
+def fill(store: AuditStore, n: int) -> list[AuditRecord]:
     return [
         store.append(
             "score" if i % 2 == 0 else "decision",
@@ -70,7 +66,7 @@ def count_rows(store: AuditStore) -> int:
         return int(conn.exec_driver_sql("SELECT count(*) FROM audit_records").scalar_one())
 
 
-def assert_broken_at(result: audit.VerifyResult, seq: int, reason: str) -> None:
+def assert_broken_at(result: VerifyResult, seq: int, reason: str) -> None:
     assert not result.ok
     assert result.first_bad_seq == seq, result
     assert result.checked == seq - 1
@@ -167,7 +163,7 @@ def test_list_refuses_ambiguous_arguments(tmp_path: Path) -> None:
 
 
 def test_verify_clean_chain(store: AuditStore, monkeypatch: pytest.MonkeyPatch) -> None:
-    assert store.verify() == audit.VerifyResult(ok=True, checked=0)
+    assert store.verify() == VerifyResult(ok=True, checked=0)
     fill(store, 10)
     monkeypatch.setattr(audit, "VERIFY_BATCH", 3)  # cross batch boundaries
     result = store.verify(expected_head=store.head())

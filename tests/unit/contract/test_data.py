@@ -10,6 +10,8 @@ import pandas as pd
 import pytest
 
 from riskscreen.contract import data
+from riskscreen.contract.problems import MAX_LISTED_PROBLEMS, REDACTED, DataValidationError, Problem
+from riskscreen.contract.read import TableReadError, read_table
 from riskscreen.contract.schema import INTAKE_COLUMNS, INTAKE_FIELDS, OUTCOME_COLUMNS
 
 PERSONAL_NUMBER = "19800101-1234"
@@ -41,11 +43,11 @@ def write_csv(path: Path, rows: list[dict[str, str]]) -> Path:
     return path
 
 
-def reasons(problems: list[data.Problem]) -> set[tuple[int | None, str | None, str]]:
+def reasons(problems: list[Problem]) -> set[tuple[int | None, str | None, str]]:
     return {(p.row, p.column, p.reason) for p in problems}
 
 
-def found(problems: list[data.Problem], row: int | None, column: str | None, fragment: str) -> bool:
+def found(problems: list[Problem], row: int | None, column: str | None, fragment: str) -> bool:
     return any(p.row == row and p.column == column and fragment in p.reason for p in problems)
 
 
@@ -217,7 +219,7 @@ def test_identity_numbers_are_rejected_and_never_echoed(ref: str) -> None:
     frame = pd.DataFrame([intake_row(0, case_ref=ref), intake_row(1, case_ref=ref)])
     problems = data.validate_intake_frame(frame, "t")
     assert found(problems, 1, "case_ref", "personal identity number")
-    assert all(p.value == data.REDACTED for p in problems)
+    assert all(p.value == REDACTED for p in problems)
     assert not any(ref in p.describe() or ref in repr(p) for p in problems)
 
 
@@ -252,15 +254,15 @@ def test_unreadable_files_are_problems_not_crashes(tmp_path: Path) -> None:
         problems = data.validate_files(tmp_path / name, None)
         assert len(problems) == 1 and fragment in problems[0].describe()
         assert problems[0].describe().startswith(f"{name}: ")
-    with pytest.raises(data.TableReadError, match="unsupported"):
-        data.read_table(tmp_path / "intake.xlsx")
+    with pytest.raises(TableReadError, match="unsupported"):
+        read_table(tmp_path / "intake.xlsx")
 
 
 def test_load_tables_raises_with_a_capped_list(tmp_path: Path) -> None:
-    rows = [intake_row(i, age="99") for i in range(data.MAX_LISTED_PROBLEMS + 5)]
+    rows = [intake_row(i, age="99") for i in range(MAX_LISTED_PROBLEMS + 5)]
     intake = write_csv(tmp_path / "intake.csv", rows)
     outcomes = write_csv(tmp_path / "out.csv", [outcome_row(i) for i in range(len(rows))])
-    with pytest.raises(data.DataValidationError) as err:
+    with pytest.raises(DataValidationError) as err:
         data.load_tables(intake, outcomes)
     assert len(err.value.problems) == len(rows)
     assert str(err.value).endswith("... and 5 more")
@@ -325,10 +327,10 @@ def test_outcome_columns_are_checked(tmp_path: Path) -> None:
 
 
 def test_problem_describe() -> None:
-    p = data.Problem("intake.csv", 17, "age", "70", "is above the maximum 64")
+    p = Problem("intake.csv", 17, "age", "70", "is above the maximum 64")
     assert p.describe() == "intake.csv: data row 17, column age: value 70 is above the maximum 64"
-    assert data.Problem("a.csv", None, "x", None, "unknown column").describe() == (
+    assert Problem("a.csv", None, "x", None, "unknown column").describe() == (
         "a.csv: column x: unknown column"
     )
-    blank_edged = data.Problem("a.csv", 1, "y", " a", "odd")
+    blank_edged = Problem("a.csv", 1, "y", " a", "odd")
     assert blank_edged.describe() == "a.csv: data row 1, column y: value ' a' odd"

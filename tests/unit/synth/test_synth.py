@@ -15,14 +15,13 @@ import yaml
 from typer.testing import CliRunner
 
 from riskscreen.cli import app
+from riskscreen.contract.identity import CASE_REF_PATTERN, looks_like_personal_number
 from riskscreen.contract.schema import (
-    CASE_REF_PATTERN,
     FIELDS_BY_NAME,
     INTAKE_COLUMNS,
     INTAKE_FIELDS,
     OUTCOME_COLUMNS,
     IntakeField,
-    looks_like_personal_number,
 )
 from riskscreen.synth.card import Tally
 from riskscreen.synth.generate import (
@@ -125,7 +124,7 @@ def test_rejects_impossible_sizes_and_seeds(config: SynthConfig) -> None:
 
 
 def _raw_defaults() -> dict:
-    path = Path(__file__).parents[2] / "src/riskscreen/synth/synth.yaml"
+    path = Path(__file__).parents[3] / "src/riskscreen/synth/synth.yaml"
     return yaml.safe_load(path.read_text(encoding="utf-8"))
 
 

@@ -25,8 +25,10 @@ import pytest
 import sqlalchemy as sa
 
 from riskscreen.audit import chain as audit
-from riskscreen.audit.chain import AuditRecord, AuditStore, AuditUnavailable, canonical_json
+from riskscreen.audit import committers, table
+from riskscreen.audit.chain import AuditStore, AuditUnavailable
 from riskscreen.audit.db import write_transaction
+from riskscreen.audit.records import AuditRecord, canonical_json, continue_chain
 
 WRITER = "riskscreen-audit-writer"
 
@@ -45,7 +47,7 @@ def writer_held_up(url: str) -> Iterator[None]:
     engine = sa.create_engine(url)
     try:
         with engine.connect() as conn:
-            key = audit._ADVISORY_LOCK_KEY
+            key = table._ADVISORY_LOCK_KEY
             conn.execute(sa.select(sa.func.pg_advisory_lock(key)))
             try:
                 yield
@@ -326,14 +328,14 @@ def _legacy_append(engine: sa.Engine, i: int) -> None:
     """The pre-group-commit path: one record per transaction, BEGIN IMMEDIATE, no flock."""
     with write_transaction(engine) as conn:
         last = conn.execute(
-            sa.select(audit.audit_records.c.seq, audit.audit_records.c.hash)
-            .order_by(audit.audit_records.c.seq.desc())
+            sa.select(table.audit_records.c.seq, table.audit_records.c.hash)
+            .order_by(table.audit_records.c.seq.desc())
             .limit(1)
         ).first()
-        [record] = audit._chain(
+        [record] = continue_chain(
             (last.seq, last.hash) if last else None, [("score", canonical_json({"legacy": i}))]
         )
-        conn.execute(audit.audit_records.insert().values(audit._row_values(record)))
+        conn.execute(table.audit_records.insert().values(committers._row_values(record)))
 
 
 def test_two_processes_and_a_legacy_writer_share_one_sqlite_chain(tmp_path: Path) -> None:

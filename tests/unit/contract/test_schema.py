@@ -7,14 +7,10 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from riskscreen.contract.schema import (
-    CATEGORY_LABELS,
-    FIELDS_BY_NAME,
-    INTAKE_FIELDS,
-    IntakeRecord,
-    looks_like_personal_number,
-    schema_hash,
-)
+from riskscreen.contract.identity import looks_like_personal_number
+from riskscreen.contract.record import IntakeRecord
+from riskscreen.contract.schema import FIELDS_BY_NAME, INTAKE_FIELDS, schema_hash
+from riskscreen.contract.value_labels import CATEGORY_LABELS
 from riskscreen.explain.reasons import GroupReason, reason_sentence
 
 VALID = {

@@ -1,0 +1,53 @@
+"""`riskscreen keys`: issue, list and revoke API keys; each change is an audit record."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from riskscreen.cli.common import stores
+
+app = typer.Typer(no_args_is_help=True, help="API keys for case managers, auditors, admins.")
+
+
+@app.command("create")
+def keys_create(
+    ctx: typer.Context,
+    role: Annotated[str, typer.Option(help="case_manager, auditor or admin")],
+    name: Annotated[str, typer.Option(help="Who or what holds the key (no personal data needed).")],
+) -> None:
+    """Issue a key and print its token once; only a hash is kept."""
+    from riskscreen.audit.keys import ROLES
+
+    if role not in ROLES:
+        raise typer.BadParameter(f"role must be one of {', '.join(ROLES)}", param_hint="--role")
+    audit, keys = stores(ctx)
+    key, token = keys.create(role, name)
+    audit.append("key_created", key.as_payload())
+    typer.echo(f"key {key.key_id} ({key.role}, {key.name}); the token is shown only now:")
+    typer.echo(token)
+
+
+@app.command("list")
+def keys_list(ctx: typer.Context) -> None:
+    """Every key with its role and whether it is revoked (never a secret)."""
+    _, keys = stores(ctx)
+    for key in keys.list():
+        state = f"revoked {key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "active"
+        typer.echo(f"{key.key_id}  {key.role:12s}  {state:24s}  {key.name}")
+
+
+@app.command("revoke")
+def keys_revoke(
+    ctx: typer.Context,
+    key_id: Annotated[str, typer.Argument(help="The key id shown by `keys list`.")],
+) -> None:
+    """Revoke a key at once; its token stops working on the next request."""
+    audit, keys = stores(ctx)
+    key = keys.revoke(key_id)
+    if key is None:
+        typer.echo(f"no key {key_id}", err=True)
+        raise typer.Exit(code=1)
+    audit.append("key_revoked", key.as_payload())
+    typer.echo(f"revoked {key.key_id} ({key.role}, {key.name})")

@@ -1,0 +1,71 @@
+"""`riskscreen train` and `riskscreen score`: a model made and registered, a table scored."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from riskscreen.cli.common import configure_logging, load_settings
+
+
+def train(
+    config: Annotated[Path | None, typer.Option(help="Training config YAML.")] = Path(
+        "configs/train.yaml"
+    ),
+) -> None:
+    """Train, evaluate, register in MLflow, and make it `champion` if every gate holds."""
+    from riskscreen.registry import mlflow_environment
+
+    mlflow_environment()
+    configure_logging()
+    from riskscreen.jobs.training import train_and_register
+
+    outcome = train_and_register(
+        config if config and config.exists() else None, load_settings(), echo=typer.echo
+    )
+    if not outcome.champion:
+        typer.echo(
+            f"Gates failed ({', '.join(outcome.failed_gates)}): version "
+            f"{outcome.version} is registered but not made champion.",
+            err=True,
+        )
+        raise typer.Exit(code=2)
+
+
+def score(
+    input: Annotated[Path, typer.Option("--input", help="Intake table (CSV or Parquet).")],
+    output: Annotated[Path, typer.Option(help="Where to write the scores (Parquet).")],
+    model_uri: Annotated[
+        str | None,
+        typer.Option(help="models:/NAME@ALIAS or models:/NAME/VERSION (default: the champion)."),
+    ] = None,
+) -> None:
+    """Score and explain every row of an intake table with the verified registered model."""
+    from riskscreen.registry import mlflow_environment
+
+    mlflow_environment()
+    from riskscreen import registry
+    from riskscreen.contract import data, read
+    from riskscreen.model.scoring import score_frame
+
+    settings = load_settings()
+    name, version, alias = registry.parse_model_uri(model_uri or settings.model_uri)
+    settings = settings.model_copy(update={"model_name": name, "model_alias": alias or "champion"})
+    frame = read.read_table(input)
+    problems = data.validate_intake_frame(frame, input.name)
+    if problems:
+        for p in problems:
+            typer.echo(p.describe(), err=True)
+        typer.echo(f"{len(problems)} problem(s) found; nothing was written.", err=True)
+        raise typer.Exit(code=1)
+    loaded = registry.load_verified(settings, version)
+    intake = data.to_canonical_intake(frame)
+    scores = score_frame(intake, loaded.bundle)
+    scores.insert(0, "case_ref", intake["case_ref"].to_numpy())
+    scores["model_version"] = loaded.version
+    scores["explainer"] = loaded.bundle.explainer
+    output.parent.mkdir(parents=True, exist_ok=True)
+    scores.to_parquet(output, index=False)
+    typer.echo(f"Scored {len(scores)} rows with {name} version {loaded.version} -> {output}")

@@ -78,11 +78,21 @@ class Contribution(BaseModel):
     contribution: float = Field(description="Contribution to the log-odds (exact TreeSHAP).")
 
 
+HorizonMonths = Annotated[
+    int,
+    Field(
+        description="The follow-up horizon: the score is the risk of no work or studies "
+        "within this many months of intake."
+    ),
+]
+
+
 class ModelInfo(BaseModel):
     name: str
     version: str
     data_kind: str
     trained_at: str
+    horizon_months: HorizonMonths
 
 
 class ScoreResponse(BaseModel):
@@ -97,6 +107,7 @@ class ScoreResponse(BaseModel):
     contributions: list[Contribution]
     reasons: list[str]
     lang: Literal["sv", "en"]
+    horizon_months: HorizonMonths
     model: ModelInfo
     audit_record_id: str
     created_at: str
@@ -169,6 +180,7 @@ class ModelResponse(BaseModel):
     version: str
     data_kind: str
     trained_at: str
+    horizon_months: HorizonMonths
     artifact_sha256: str
     threshold: float
     elevated_threshold: float

@@ -24,6 +24,7 @@ def describe(_: AnyRole, state: State) -> ModelResponse:
         version=loaded.version,
         data_kind=str(prov.get("data_kind", "")),
         trained_at=str(prov.get("trained_at", "")),
+        horizon_months=b.horizon_months,
         artifact_sha256=loaded.artifact_sha256,
         threshold=b.thresholds.flag,
         elevated_threshold=b.thresholds.elevated,

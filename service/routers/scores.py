@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from riskscreen.audit.records import AuditRecord
 from riskscreen.explain.reasons import Lang
 from riskscreen.jobs.casework import (
-    NOTICE,
+    notice,
     record_decision,
     result_from_record,
     score_and_audit_many,
@@ -57,10 +57,11 @@ def _response(
         "contributions": result.labelled_contributions(lang),
         "reasons": result.reasons(lang),
         "lang": lang,
+        "horizon_months": model_info["horizon_months"],
         "model": model_info,
         "audit_record_id": record.record_id,
         "created_at": record.created_at,
-        "notice": NOTICE[lang],
+        "notice": notice(lang, model_info["horizon_months"]),
     }
 
 
@@ -72,6 +73,7 @@ def _model_info(state: State, version: str) -> dict[str, Any]:
         "version": loaded.version,
         "data_kind": str(prov.get("data_kind", "")),
         "trained_at": str(prov.get("trained_at", "")),
+        "horizon_months": loaded.bundle.horizon_months,
     }
 
 

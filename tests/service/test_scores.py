@@ -15,7 +15,7 @@ from http_support import UNLIMITED, Service, running, sqlite_url
 
 from riskscreen.audit.chain import AuditUnavailable
 from riskscreen.contract.schema import FIELDS_BY_NAME, GROUPS_BY_NAME
-from riskscreen.jobs.casework import NOTICE
+from riskscreen.jobs.casework import notice
 from riskscreen.registry import Registration
 from riskscreen.settings import Settings
 from service.app import create_app
@@ -33,6 +33,7 @@ ISSUE_FIELDS = {
     "threshold",
     "contributions",
     "reasons",
+    "horizon_months",
     "model",
     "audit_record_id",
     "notice",
@@ -104,12 +105,15 @@ def test_a_score_carries_every_promised_field(
     assert set(score) >= ISSUE_FIELDS
     assert score["case_ref"] == bodies[0]["case_ref"]
     assert score["audit_record_id"] == score["score_id"]
-    assert score["notice"] == NOTICE["en"]
+    assert score["notice"] == notice("en", 24)
+    assert score["notice"].startswith("Risk of no work or studies within 24 months of intake.")
+    assert score["horizon_months"] == model_info["horizon_months"] == 24
     assert score["model"] == {
         "name": "riskscreen",
         "version": model_info["version"],
         "data_kind": "synthetic",
         "trained_at": model_info["trained_at"],
+        "horizon_months": 24,
     }
     record = service.state.audit.get(score["score_id"])
     assert record is not None and record.kind == "score"
@@ -205,7 +209,8 @@ def test_reasons_in_swedish_or_english(
     )
     assert response.status_code == 201
     score = response.json()
-    assert score["lang"] == lang and score["notice"] == NOTICE[lang]
+    assert score["lang"] == lang and score["notice"] == notice(lang, 24)
+    assert ("24 månader" if lang == "sv" else "24 months") in score["notice"]
     _check_reasons(score, lang)
     other = "en" if lang == "sv" else "sv"
     assert not any(v in s for s in score["reasons"] for v in VERBS[other])

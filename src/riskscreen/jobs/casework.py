@@ -18,13 +18,20 @@ from riskscreen.audit.chain import AuditStore
 from riskscreen.audit.keys import ApiKey
 from riskscreen.audit.records import AuditRecord
 from riskscreen.contract.schema import SENSITIVE_AUDIT_FIELDS
+from riskscreen.explain.reasons import Lang
 from riskscreen.model.bundle import PRED_CONTRIB
 from riskscreen.model.scoring import FieldContribution, Scorer, ScoreResult
 from riskscreen.registry import LoadedModel
 
-NOTICE = {
-    "en": "Decision support only: the case manager decides, and records their decision.",
-    "sv": "Endast beslutsstöd: handläggaren fattar beslutet och registrerar det.",
+_NOTICE = {
+    "en": (
+        "Risk of no work or studies within {h} months of intake. Decision support only: "
+        "the case manager decides, and records their decision."
+    ),
+    "sv": (
+        "Risk för varken arbete eller studier inom {h} månader från kartläggningen. "
+        "Endast beslutsstöd: handläggaren fattar beslutet och registrerar det."
+    ),
 }
 REASON_CODES = (
     "agrees_with_assessment",
@@ -35,6 +42,11 @@ REASON_CODES = (
     "professional_judgement",
     "other",
 )
+
+
+def notice(lang: Lang, horizon_months: int) -> str:
+    """What every score says of itself: the question it answers, and that a person decides."""
+    return _NOTICE[lang].format(h=horizon_months)
 
 
 class NotFound(LookupError):

@@ -76,6 +76,12 @@ class ModelBundle:
     _single_row_refusal: str | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
+    def horizon_months(self) -> int:
+        """The follow-up horizon the label was made for: every score answers "within H months",
+        so responses, the notice and `GET /v1/model` state it (recorded by the pipeline)."""
+        return int(self.provenance["horizon_months"])
+
+    @property
     def explainer(self) -> str:
         """The explainer `contributions` uses unless told otherwise: the leaf tables, or
         `pred_contrib` for a model they cannot represent.

@@ -17,9 +17,10 @@ from riskscreen import __version__
 from riskscreen.settings import Settings
 from service import errors
 from service.limits import AdmissionMiddleware, Limits
-from service.openapi import EVERY_ROUTE
+from service.openapi import EVERY_ROUTE, install_request_schemas
 from service.routers import admin, audit, health, scores
 from service.routers import model as model_routes
+from service.schemas import RequestModels, request_models
 from service.state import AppState, open_state
 from service.telemetry import Metrics, RequestMiddleware
 
@@ -68,4 +69,11 @@ def create_app(
     errors.install(app)
     for router in (scores.router, audit.router, model_routes.router, admin.router, health.router):
         app.include_router(router)
+    install_request_schemas(app, lambda: _served_requests(app))
     return app
+
+
+def _served_requests(app: FastAPI) -> RequestModels:
+    """The served version's scoring bodies; the whole contract's before start-up has run."""
+    state: AppState | None = getattr(app.state, "riskscreen", None)
+    return state.model.requests if state is not None else request_models()

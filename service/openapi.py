@@ -1,8 +1,16 @@
-"""Response declarations shared by the routers, so the OpenAPI document lists every status."""
+"""The OpenAPI document: response declarations shared by the routers, so it lists every status,
+and the scoring bodies of the model version in service.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
+
+from fastapi import FastAPI
+from pydantic.json_schema import models_json_schema
+
+from service.schemas import RequestModels
 
 Responses = dict[int | str, dict[str, Any]]
 
@@ -31,3 +39,32 @@ UNAVAILABLE: Responses = {
 UNEXPLAINED: Responses = {
     500: {"description": "The explanation does not add up to the score, so no score is served"}
 }
+
+
+def request_body(component: str) -> dict[str, Any]:
+    """The requestBody of a route that reads its body itself (`service.bodies`), pointing at the
+    component `install_request_schemas` fills in."""
+    schema = {"$ref": f"#/components/schemas/{component}"}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+def install_request_schemas(app: FastAPI, served: Callable[[], RequestModels]) -> None:
+    """Publish the served version's scoring bodies in the app's document.
+
+    FastAPI builds the document once and keeps it; a reload of the model clears it
+    (`app.openapi_schema = None`) so that the next request for it says what the new version needs.
+    """
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = build()
+            models = served()
+            _, top = models_json_schema(
+                [(models.score, "validation"), (models.batch, "validation")],
+                ref_template="#/components/schemas/{model}",
+            )
+            document.setdefault("components", {}).setdefault("schemas", {}).update(top["$defs"])
+        return app.openapi_schema or build()
+
+    app.openapi = openapi  # type: ignore[method-assign]

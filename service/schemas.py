@@ -5,14 +5,17 @@ Input models forbid unknown fields; output models are what the OpenAPI document 
 
 from __future__ import annotations
 
+import functools
 import re
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
 
 from riskscreen.contract.identity import looks_like_personal_number
-from riskscreen.contract.record import CaseRef, IntakeRecord
+from riskscreen.contract.record import CaseRef, intake_record_model
 from riskscreen.jobs.casework import REASON_CODES
 
 MAX_BATCH = 100
@@ -45,20 +48,46 @@ Comment = Annotated[
 
 _STRICT_IN = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-ScoreRequest: type[BaseModel] = create_model(
-    "ScoreRequest",
-    __config__=_STRICT_IN,
-    case_ref=(
-        CaseRef,
-        Field(description="Opaque pseudonymous case reference (never a personal number)."),
-    ),
-    intake=(IntakeRecord, Field(description="The intake mapping; every field explicit.")),
-)
+
+@dataclass(frozen=True)
+class RequestModels:
+    """The scoring bodies one model version accepts: its fields required, the others optional."""
+
+    score: type[BaseModel]
+    batch: type[BaseModel]
 
 
-class BatchRequest(BaseModel):
-    model_config = _STRICT_IN
-    records: Annotated[list[ScoreRequest], Field(min_length=1, max_length=MAX_BATCH)]
+@functools.cache
+def request_models(required: frozenset[str] | None = None) -> RequestModels:
+    """Bodies for a version that uses `required` (None: the whole contract, every field
+    explicit). The service builds them from the served version at start-up and reload, so the
+    published schema always says what that version needs."""
+    score = create_model(
+        "ScoreRequest",
+        __config__=_STRICT_IN,
+        case_ref=(
+            CaseRef,
+            Field(description="Opaque pseudonymous case reference (never a personal number)."),
+        ),
+        intake=(
+            intake_record_model(required),
+            Field(description="The intake mapping: every field the served model uses, explicit."),
+        ),
+    )
+    batch = create_model(
+        "BatchRequest",
+        __config__=_STRICT_IN,
+        records=(Annotated[list[score], Field(min_length=1, max_length=MAX_BATCH)], ...),
+    )
+    return RequestModels(score, batch)
+
+
+def required_fields(fields: Sequence[str]) -> frozenset[str]:
+    """What a version needs in a request: the fields its model uses, and the intake date."""
+    return frozenset(("intake_date", *fields))
+
+
+ScoreRequest = request_models().score
 
 
 class DecisionRequest(BaseModel):

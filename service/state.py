@@ -22,6 +22,7 @@ from riskscreen.audit.table import audit_records
 from riskscreen.model.scoring import Scorer
 from riskscreen.registry import LoadedModel, load_verified, run_metrics
 from riskscreen.settings import Settings
+from service.schemas import RequestModels, request_models, required_fields
 
 SWITCH_CACHE_SECONDS = 1.0
 # A key read from the database is trusted from memory this long: a revocation by another
@@ -51,11 +52,13 @@ class ServedModel:
     loaded: LoadedModel
     scorer: Scorer
     metrics: dict[str, float]
+    requests: RequestModels  # the scoring bodies this version accepts
 
     @classmethod
     def build(cls, loaded: LoadedModel, metrics: dict[str, float]) -> ServedModel:
         scorer = Scorer(loaded.bundle)
-        return cls(loaded, scorer, metrics)
+        requests = request_models(required_fields(loaded.bundle.spec.fields))
+        return cls(loaded, scorer, metrics, requests)
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from service.deps import Admin, State
 from service.openapi import AUTH, INVALID, UNAVAILABLE, Responses
@@ -13,9 +13,10 @@ _AUTH: Responses = {**AUTH, **UNAVAILABLE}
 
 
 @router.post("/reload", response_model=ReloadResponse, responses=_AUTH)
-def reload(key: Admin, state: State) -> ReloadResponse:
+def reload(request: Request, key: Admin, state: State) -> ReloadResponse:
     """Load the model the alias points at now, verified; logged in the audit trail."""
     served = state.reload()
+    request.app.openapi_schema = None  # the new version's scoring bodies are published anew
     state.audit.append(
         "admin",
         {

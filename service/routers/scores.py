@@ -6,7 +6,7 @@ import asyncio
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, HTTPException, Response, status
+from fastapi import APIRouter, HTTPException, Request, Response, status
 from starlette.concurrency import run_in_threadpool
 
 from riskscreen.audit.records import AuditRecord
@@ -21,6 +21,7 @@ from riskscreen.jobs.casework import (
     visible_score,
 )
 from riskscreen.model.scoring import ScoreResult
+from service.bodies import read_body
 from service.deps import CaseManager, CaseManagerOrAuditor, Language, RecordId, State
 from service.openapi import (
     AUTH,
@@ -30,13 +31,12 @@ from service.openapi import (
     UNAVAILABLE,
     UNEXPLAINED,
     Responses,
+    request_body,
 )
 from service.schemas import (
-    BatchRequest,
     BatchResponse,
     DecisionRequest,
     DecisionResponse,
-    ScoreRequest,
     ScoreResponse,
 )
 
@@ -105,9 +105,15 @@ def _json(content: Any, status_code: int = 200) -> Response:
     )
 
 
-@router.post("", response_model=ScoreResponse, status_code=201, responses=_SCORING)
+@router.post(
+    "",
+    response_model=ScoreResponse,
+    status_code=201,
+    responses=_SCORING,
+    openapi_extra=request_body("ScoreRequest"),
+)
 async def create_score(
-    body: ScoreRequest, key: CaseManager, state: State, lang: Language
+    request: Request, key: CaseManager, state: State, lang: Language
 ) -> Response:
     """Score one intake record, explain it, and log it before answering.
 
@@ -116,22 +122,33 @@ async def create_score(
     deadline passed, the client left), the commit still completes and the record stays: the
     log may hold scores nobody received, never a served score it lacks.
     """
-    await _ensure_enabled(state)
     served = state.model
+    body = await read_body(request, served.requests.score)
+    await _ensure_enabled(state)
     pending = submit_score(state.audit, served.loaded, served.scorer, key, *_item(body))
     record = await asyncio.shield(asyncio.wrap_future(pending.committed))
     model_info = _model_info(state, pending.model.version)
     return _json(_response(record, pending.case_ref, pending.result, lang, model_info), 201)
 
 
-@router.post("/batch", response_model=BatchResponse, status_code=201, responses=_SCORING)
-def create_scores(body: BatchRequest, key: CaseManager, state: State, lang: Language) -> Response:
+@router.post(
+    "/batch",
+    response_model=BatchResponse,
+    status_code=201,
+    responses=_SCORING,
+    openapi_extra=request_body("BatchRequest"),
+)
+async def create_scores(
+    request: Request, key: CaseManager, state: State, lang: Language
+) -> Response:
     """Score up to 100 records; the whole batch is validated, scored and logged, or none is."""
-    if not state.scoring_enabled():
-        raise _switched_off()
     served = state.model
-    items = [_item(item) for item in body.records]
-    scored = score_and_audit_many(state.audit, served.loaded, served.scorer, key, items)
+    body = await read_body(request, served.requests.batch)
+    await _ensure_enabled(state)
+    items = [_item(item) for item in body.records]  # type: ignore[attr-defined]
+    scored = await run_in_threadpool(
+        score_and_audit_many, state.audit, served.loaded, served.scorer, key, items
+    )
     model_info = _model_info(state, served.loaded.version)
     scores = [_response(s.record, s.case_ref, s.result, lang, model_info) for s in scored]
     return _json({"scores": scores}, 201)

@@ -8,6 +8,7 @@ that names the field. `case_ref` travels beside the record and is checked by `id
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from typing import Annotated, Any, Literal
 
@@ -84,14 +85,33 @@ def _annotation(f: IntakeField) -> Any:
     return base | None if f.nullable else base
 
 
-def _field_info(f: IntakeField) -> Any:
-    return Field(description=f"{f.label_en} / {f.label_sv}")
+def _field_info(f: IntakeField, required: bool) -> Any:
+    description = f"{f.label_en} / {f.label_sv}"
+    if required:
+        return Field(description=description)
+    return Field(
+        default=None,
+        description=f"{description}. Not used by the served model: may be left out, and is "
+        "ignored and not stored when sent.",
+    )
 
 
-def _build_intake_model() -> type[BaseModel]:
-    fields: dict[str, Any] = {
-        f.name: (_annotation(f), _field_info(f)) for f in INTAKE_FIELDS if f.name != "case_ref"
-    }
+@functools.cache
+def intake_record_model(required: frozenset[str] | None = None) -> type[BaseModel]:
+    """The intake record with `required` fields explicit (None: every field) and every other
+    field optional.
+
+    A model version that does not use a field (its municipality does not record it) must not
+    make a client invent it; a client that sends it anyway keeps working, and the value is
+    still checked against the contract but goes nowhere. Built once per set of fields.
+    """
+    fields: dict[str, Any] = {}
+    for f in INTAKE_FIELDS:
+        if f.name == "case_ref":
+            continue
+        needed = required is None or f.name in required
+        annotation = _annotation(f) if needed else _annotation(f) | None
+        fields[f.name] = (annotation, _field_info(f, needed))
     return create_model(
         "IntakeRecord",
         __config__=ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False),
@@ -100,5 +120,5 @@ def _build_intake_model() -> type[BaseModel]:
     )
 
 
-IntakeRecord: type[BaseModel] = _build_intake_model()
+IntakeRecord: type[BaseModel] = intake_record_model()
 CaseRef = _annotation(FIELDS_BY_NAME["case_ref"])

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -16,7 +15,9 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
 
 from riskscreen.contract.identity import looks_like_personal_number
 from riskscreen.contract.record import CaseRef, intake_record_model
+from riskscreen.contract.schema import MAY_BE_UNKNOWN
 from riskscreen.jobs.casework import REASON_CODES
+from riskscreen.model.bundle import ModelBundle
 
 MAX_BATCH = 100
 
@@ -58,10 +59,12 @@ class RequestModels:
 
 
 @functools.cache
-def request_models(required: frozenset[str] | None = None) -> RequestModels:
+def request_models(
+    required: frozenset[str] | None = None, unknown: frozenset[str] = MAY_BE_UNKNOWN
+) -> RequestModels:
     """Bodies for a version that uses `required` (None: the whole contract, every field
-    explicit). The service builds them from the served version at start-up and reload, so the
-    published schema always says what that version needs."""
+    explicit) and learned from unknown values of `unknown`. The service builds them from the
+    served version at start-up and reload, so the published schema says what it needs."""
     score = create_model(
         "ScoreRequest",
         __config__=_STRICT_IN,
@@ -70,7 +73,7 @@ def request_models(required: frozenset[str] | None = None) -> RequestModels:
             Field(description="Opaque pseudonymous case reference (never a personal number)."),
         ),
         intake=(
-            intake_record_model(required),
+            intake_record_model(required, unknown),
             Field(description="The intake mapping: every field the served model uses, explicit."),
         ),
     )
@@ -82,9 +85,11 @@ def request_models(required: frozenset[str] | None = None) -> RequestModels:
     return RequestModels(score, batch)
 
 
-def required_fields(fields: Sequence[str]) -> frozenset[str]:
-    """What a version needs in a request: the fields its model uses, and the intake date."""
-    return frozenset(("intake_date", *fields))
+def version_request_models(bundle: ModelBundle) -> RequestModels:
+    """What a version needs in a request: the fields its model uses and the intake date, with
+    null admitted only where it learned from unknown values."""
+    required = frozenset(("intake_date", *bundle.spec.fields))
+    return request_models(required, frozenset(bundle.unknown_fields))
 
 
 ScoreRequest = request_models().score

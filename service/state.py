@@ -22,7 +22,7 @@ from riskscreen.audit.table import audit_records
 from riskscreen.model.scoring import Scorer
 from riskscreen.registry import LoadedModel, load_verified, run_metrics
 from riskscreen.settings import Settings
-from service.schemas import RequestModels, request_models, required_fields
+from service.schemas import RequestModels, version_request_models
 
 SWITCH_CACHE_SECONDS = 1.0
 # A key read from the database is trusted from memory this long: a revocation by another
@@ -57,8 +57,7 @@ class ServedModel:
     @classmethod
     def build(cls, loaded: LoadedModel, metrics: dict[str, float]) -> ServedModel:
         scorer = Scorer(loaded.bundle)
-        requests = request_models(required_fields(loaded.bundle.spec.fields))
-        return cls(loaded, scorer, metrics, requests)
+        return cls(loaded, scorer, metrics, version_request_models(loaded.bundle))
 
 
 @dataclass

@@ -169,6 +169,8 @@ def _version_tags(
         "data_sha256": str(result.provenance["data_sha256"]),
         "schema_sha256": str(result.provenance["schema_sha256"]),
         "horizon_months": str(cfg.horizon_months),
+        "features": ",".join(b.spec.fields),
+        "unknown_fields": ",".join(b.unknown_fields) or "none",
         "threshold": repr(b.thresholds.flag),
         "calibration": json.dumps(
             {"slope": b.calibration.slope, "intercept": b.calibration.intercept}

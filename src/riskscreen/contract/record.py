@@ -19,7 +19,7 @@ from riskscreen.contract.identity import (
     CASE_REF_PUBLISHED_PATTERN,
     looks_like_personal_number,
 )
-from riskscreen.contract.schema import FIELDS_BY_NAME, INTAKE_FIELDS, IntakeField
+from riskscreen.contract.schema import FIELDS_BY_NAME, INTAKE_FIELDS, MAY_BE_UNKNOWN, IntakeField
 
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
@@ -52,8 +52,20 @@ def _check_not_future(value: dt.date) -> dt.date:
     return value
 
 
-def _annotation(f: IntakeField) -> Any:
-    """The pydantic type of one field: strict scalars, so "3" is not silently an integer."""
+def _not_unknown_here(value: Any) -> Any:
+    if value is None:
+        raise ValueError(
+            "may not be unknown (null) for the served model version: it learned from no unknown "
+            "values of this field; give the value"
+        )
+    return value
+
+
+def _annotation(f: IntakeField, unknown_ok: bool = False) -> Any:
+    """The pydantic type of one field: strict scalars, so "3" is not silently an integer.
+
+    `unknown_ok` admits an explicit null for a field the declaration lets be unknown; where it
+    is not admitted the refusal says why, rather than "not a valid integer"."""
     base: Any
     if f.name == "case_ref":
         base = Annotated[
@@ -82,11 +94,17 @@ def _annotation(f: IntakeField) -> Any:
         base = Literal[f.categories]
     else:
         base = Annotated[str, Field(strict=True)]
-    return base | None if f.nullable else base
+    if f.nullable or unknown_ok:
+        return base | None
+    if f.may_be_unknown:
+        return Annotated[base, BeforeValidator(_not_unknown_here)]
+    return base
 
 
-def _field_info(f: IntakeField, required: bool) -> Any:
+def _field_info(f: IntakeField, required: bool, unknown_ok: bool) -> Any:
     description = f"{f.label_en} / {f.label_sv}"
+    if unknown_ok:
+        description += " (null: not known for this person)"
     if required:
         return Field(description=description)
     return Field(
@@ -97,9 +115,11 @@ def _field_info(f: IntakeField, required: bool) -> Any:
 
 
 @functools.cache
-def intake_record_model(required: frozenset[str] | None = None) -> type[BaseModel]:
+def intake_record_model(
+    required: frozenset[str] | None = None, unknown: frozenset[str] = MAY_BE_UNKNOWN
+) -> type[BaseModel]:
     """The intake record with `required` fields explicit (None: every field) and every other
-    field optional.
+    field optional; `unknown` are the fields that may be null as "not known".
 
     A model version that does not use a field (its municipality does not record it) must not
     make a client invent it; a client that sends it anyway keeps working, and the value is
@@ -110,8 +130,12 @@ def intake_record_model(required: frozenset[str] | None = None) -> type[BaseMode
         if f.name == "case_ref":
             continue
         needed = required is None or f.name in required
-        annotation = _annotation(f) if needed else _annotation(f) | None
-        fields[f.name] = (annotation, _field_info(f, needed))
+        unknown_ok = f.name in unknown and f.may_be_unknown
+        annotation = _annotation(f, unknown_ok)
+        fields[f.name] = (
+            annotation if needed else annotation | None,
+            _field_info(f, needed, unknown_ok),
+        )
     return create_model(
         "IntakeRecord",
         __config__=ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False),

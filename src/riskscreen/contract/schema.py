@@ -47,6 +47,10 @@ class IntakeField:
     # categories: along `categories`). Used as a monotone constraint in training, so that
     # "more schooling never raises the risk" holds by construction, not by luck.
     monotone: Literal[-1, 0, 1] = 0
+    # Whether the answer may be unknown for one person (explicit null: the screen was not done,
+    # the person could not say). An unknown is then a value of its own that a model learns
+    # from, never imputed; a version accepts it only for fields it saw unknown in training.
+    may_be_unknown: bool = False
 
 
 GROUPS: tuple[Group, ...] = (
@@ -133,6 +137,7 @@ INTAKE_FIELDS: tuple[IntakeField, ...] = (
         minimum=0,
         maximum=25,
         monotone=-1,
+        may_be_unknown=True,
     ),
     IntakeField(
         "education_level",
@@ -144,6 +149,7 @@ INTAKE_FIELDS: tuple[IntakeField, ...] = (
         categories=EDUCATION_LEVELS,
         ordered=True,
         monotone=-1,
+        may_be_unknown=True,
     ),
     IntakeField(
         "literacy",
@@ -155,6 +161,7 @@ INTAKE_FIELDS: tuple[IntakeField, ...] = (
         categories=("none", "limited", "literate"),
         ordered=True,
         monotone=-1,
+        may_be_unknown=True,
     ),
     IntakeField(
         "work_experience_years",
@@ -166,6 +173,7 @@ INTAKE_FIELDS: tuple[IntakeField, ...] = (
         minimum=0,
         maximum=50,
         monotone=-1,
+        may_be_unknown=True,
     ),
     IntakeField(
         "occupation_group",
@@ -198,6 +206,7 @@ INTAKE_FIELDS: tuple[IntakeField, ...] = (
         categories=("none", "basic", "good"),
         ordered=True,
         monotone=-1,
+        may_be_unknown=True,
     ),
     IntakeField(
         "self_rated_health",
@@ -210,6 +219,7 @@ INTAKE_FIELDS: tuple[IntakeField, ...] = (
         maximum=5,
         special_category=True,
         monotone=-1,
+        may_be_unknown=True,
     ),
     IntakeField(
         "depression_symptoms",
@@ -220,6 +230,7 @@ INTAKE_FIELDS: tuple[IntakeField, ...] = (
         "health",
         special_category=True,
         monotone=1,
+        may_be_unknown=True,
     ),
     IntakeField(
         "anxiety_symptoms",
@@ -230,6 +241,7 @@ INTAKE_FIELDS: tuple[IntakeField, ...] = (
         "health",
         special_category=True,
         monotone=1,
+        may_be_unknown=True,
     ),
     IntakeField(
         "ptsd_symptoms",
@@ -240,6 +252,7 @@ INTAKE_FIELDS: tuple[IntakeField, ...] = (
         "health",
         special_category=True,
         monotone=1,
+        may_be_unknown=True,
     ),
     IntakeField(
         "chronic_condition",
@@ -250,6 +263,7 @@ INTAKE_FIELDS: tuple[IntakeField, ...] = (
         "health",
         special_category=True,
         monotone=1,
+        may_be_unknown=True,
     ),
     IntakeField(
         "disability",
@@ -261,6 +275,7 @@ INTAKE_FIELDS: tuple[IntakeField, ...] = (
         categories=("none", "physical", "sensory", "cognitive", "psychiatric"),
         sensitive=True,
         special_category=True,
+        may_be_unknown=True,
     ),
     IntakeField(
         "children_under_6",
@@ -293,6 +308,7 @@ INTAKE_FIELDS: tuple[IntakeField, ...] = (
         "feature",
         "licence",
         monotone=-1,
+        may_be_unknown=True,
     ),
     IntakeField(
         "municipality_type",
@@ -319,6 +335,7 @@ INTAKE_FIELDS: tuple[IntakeField, ...] = (
 FIELDS_BY_NAME: dict[str, IntakeField] = {f.name: f for f in INTAKE_FIELDS}
 GROUPS_BY_NAME: dict[str, Group] = {g.name: g for g in GROUPS}
 DEFAULT_FEATURES: tuple[str, ...] = tuple(f.name for f in INTAKE_FIELDS if f.role == "feature")
+MAY_BE_UNKNOWN: frozenset[str] = frozenset(f.name for f in INTAKE_FIELDS if f.may_be_unknown)
 SENSITIVE_AUDIT_FIELDS: tuple[str, ...] = tuple(f.name for f in INTAKE_FIELDS if f.role == "audit")
 INTAKE_COLUMNS: tuple[str, ...] = tuple(f.name for f in INTAKE_FIELDS)
 

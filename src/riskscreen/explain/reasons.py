@@ -80,6 +80,8 @@ def _format_value(field: str, value: Any, lang: Lang) -> str:
             (lang, value)
         ]
     if value is None:
+        if FIELDS_BY_NAME[field].may_be_unknown:
+            return "uppgift saknas" if lang == "sv" else "not known"
         return "–"
     if isinstance(value, float) and value.is_integer():
         return str(int(value))

@@ -82,6 +82,12 @@ class ModelBundle:
         return int(self.provenance["horizon_months"])
 
     @property
+    def unknown_fields(self) -> tuple[str, ...]:
+        """Fields this version saw unknown (null) in training, and so learned from: only these
+        may be unknown in a record it scores (none for versions that predate the notion)."""
+        return tuple(self.provenance.get("unknown_fields", ()))
+
+    @property
     def explainer(self) -> str:
         """The explainer `contributions` uses unless told otherwise: the leaf tables, or
         `pred_contrib` for a model they cannot represent.

@@ -17,7 +17,7 @@ import pandas as pd
 
 from riskscreen.contract.features import FeatureSpec, encode_frame
 from riskscreen.contract.labels import label_counts, make_labels
-from riskscreen.contract.schema import schema_hash
+from riskscreen.contract.schema import FIELDS_BY_NAME, schema_hash
 from riskscreen.model.bundle import ModelBundle
 from riskscreen.model.config import TrainConfig
 from riskscreen.model.evaluate import (
@@ -151,8 +151,14 @@ def run_training(
     importance = pd.Series(np.abs(contrib).mean(axis=0), index=list(spec.fields)).sort_values(
         ascending=False
     )
+    x_train = parts["train"][0]
     provenance = {
         "data_kind": data.data_kind,
+        "unknown_fields": [
+            f
+            for i, f in enumerate(spec.fields)
+            if FIELDS_BY_NAME[f].may_be_unknown and bool(np.isnan(x_train[:, i]).any())
+        ],
         "data_sha256": data.fingerprint(),
         "schema_sha256": schema_hash(),
         "horizon_months": cfg.horizon_months,

@@ -1,7 +1,8 @@
 """Golden figures: what the default training computes for a fixed seed, recorded once.
 
-`python tests/goldens/figures.py` (re)writes `tests/goldens/c10ac4c.json` and the normalised
-report beside it; `tests/model/test_goldens.py` recomputes them and compares. The capacity choice
+`python tests/goldens/figures.py` (re)writes `tests/goldens/default_training.json` and the
+normalised report beside it; `tests/model/test_goldens.py` recomputes them and compares. Every
+recording is listed in tests/goldens/README.md with its reason. The capacity choice
 is timed (the cheapest candidate to explain wins), so the timing is replaced by a deterministic
 cost here: the figures are about the arithmetic, not about this machine's speed that day.
 """
@@ -27,8 +28,8 @@ from riskscreen.synth.generate import generate_cohort
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-GOLDEN = HERE / "c10ac4c.json"
-GOLDEN_REPORT = HERE / "c10ac4c-report.html"
+GOLDEN = HERE / "default_training.json"
+GOLDEN_REPORT = HERE / "default_training_report.html"
 RECORDS_N, RECORDS_SEED, RECORDS_KEPT = 400, 2026, 40
 
 _real_cost = train_module.explain_cost_us

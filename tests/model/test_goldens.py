@@ -1,5 +1,6 @@
-"""No behaviour change across refactors: the default training reproduces figures recorded at
-c10ac4c (the last commit before the domain layout) for a fixed seed.
+"""No behaviour change across refactors: the default training reproduces the figures recorded
+for a fixed seed (first at c10ac4c, the last commit before the domain layout; every later
+recording and its reason in tests/goldens/README.md).
 
 A change that alters results on purpose re-records them in a commit of its own that says why:
 `.venv/bin/python tests/goldens/figures.py`.

@@ -1,0 +1,391 @@
+"""Registration gates decided on confidence intervals: pass, fail, or not assessable.
+
+At 2,000-50,000 people a point estimate held against a fixed bar refuses good models on noise
+(a binned ECE against labels is 0.02-0.03 for the true probabilities themselves at 200 people
+a bin). So each gate names a statistic, estimates it with an interval (`gate_statistics`), and
+compares the whole interval with the criterion:
+
+- `pass`: the interval lies inside the criterion (shown to hold);
+- `fail`: the interval lies outside it (shown broken);
+- `not_assessable`: anything else: the interval straddles the criterion's bound, or there are
+  too few people or too few large groups to compute it.
+
+A straddling interval is not a pass, because a pass is a claim the data must support, and not a
+fail, because nothing shows the model at fault: a well-calibrated model at a municipality's
+size ends as pass or not assessable, never fail, and a clearly broken one fails. A version whose
+only open gates are not assessable may become champion after a recorded approval
+(`champion_allowed`). With the default 90% intervals each decisive outcome is a one-sided test
+at 5%: `fail` rejects "the criterion holds", `pass` is the two one-sided tests of equivalence.
+
+Group criteria that the truth itself fails on the same people measure the world, not the model
+(at a fixed capacity a lower-need group has a lower recall under any good ranking). They are
+judged against a benchmark ranking on the same people: the true probabilities on synthetic
+data, the manual checklist (the status quo) on real data; see `group_gates`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
+
+from riskscreen.model.evaluate import checklist_flags
+from riskscreen.model.gate_statistics import (
+    Interval,
+    LargeGroups,
+    RecallRatios,
+    auc_gain,
+    calibration_intercept,
+    calibration_slope,
+    group_mean_gaps,
+    large_groups,
+    recall_ratio_margins,
+    top_share_flags,
+)
+
+Outcome = Literal["pass", "fail", "not_assessable"]
+Verdict = Literal["yes", "needs_approval", "no"]
+_SEVERITY: dict[str, int] = {"pass": 0, "not_assessable": 1, "fail": 2}
+
+
+class GateSettings(BaseModel):
+    """The gates' criteria (proposed as keys of `GateConfig` in configs/train.yaml)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # Two-sided level of every interval; 0.90 makes each pass and each fail a one-sided 5% test.
+    level: float = Field(0.90, gt=0.5, lt=1)
+    # Fewer labelled people than this: the calibration and AUC gates are not assessable.
+    min_people: int = Field(200, ge=10)
+    # |calibration intercept| ≤ 0.12 on the log-odds: 3 percentage points at a risk of 50%,
+    # an average error of about 0.025 on the default cohort, so a model at the old bar
+    # (true ECE 0.02, an intercept of about 0.10) is inside and a shift of 0.5 is far outside.
+    max_calibration_intercept: float = Field(0.12, gt=0)
+    # |slope − 1| ≤ 0.2: at a slope of 0.8 the log-odds must shrink by a fifth to be right
+    # (too extreme, the mark of overfitting), at 1.2 grow by a fifth (too timid).
+    max_calibration_slope_deviation: float = Field(0.2, gt=0, lt=1)
+    min_auc_gain_over_checklist: float = 0.05
+    # TPR ratio ≥ min_tpr_ratio, or ≥ tolerance × the benchmark ranking's ratio (README).
+    min_tpr_ratio: float = Field(0.8, ge=0, le=1)
+    tpr_ratio_tolerance: float = Field(0.9, ge=0, le=1)
+    # No large group's mean predicted risk off its reference by more than this.
+    max_group_calibration_gap: float = Field(0.05, gt=0, le=1)
+    fairness_attributes: tuple[str, ...] = ("sex", "region_of_origin")
+    min_group_size: int = Field(200, ge=1)
+    bootstrap: int = Field(400, ge=50)
+    seed: int = 7
+
+
+@dataclass(frozen=True)
+class Criterion:
+    """The statistic must lie in [at_least, at_most]; an open end is infinite."""
+
+    at_least: float = -np.inf
+    at_most: float = np.inf
+
+    def decide(self, interval: Interval) -> Outcome:
+        """Pass, fail or not assessable for an interval of the statistic."""
+        if np.isnan(interval.low) or np.isnan(interval.high):
+            return "not_assessable"
+        if interval.high < self.at_least or interval.low > self.at_most:
+            return "fail"
+        if interval.low >= self.at_least and interval.high <= self.at_most:
+            return "pass"
+        return "not_assessable"
+
+    def __str__(self) -> str:
+        if np.isinf(self.at_most):
+            return f">= {self.at_least:g}"
+        if np.isinf(self.at_least):
+            return f"<= {self.at_most:g}"
+        return f"in [{self.at_least:g}, {self.at_most:g}]"
+
+
+@dataclass(frozen=True)
+class GateOutcome:
+    """One gate's decision with the interval it was decided on, for the registry and report."""
+
+    name: str
+    outcome: Outcome
+    statistic: str
+    estimate: float
+    low: float
+    high: float
+    criterion: str
+    n: int
+    level: float
+    note: str = ""
+    details: Mapping[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: NaN (not computed) becomes None, which strict JSON can carry."""
+        out = asdict(self)
+        out["details"] = {k: float(v) for k, v in self.details.items()}
+        for target in (out, out["details"]):
+            for key, value in target.items():
+                if isinstance(value, float) and np.isnan(value):
+                    target[key] = None
+        return out
+
+
+def _decided(
+    name: str,
+    statistic: str,
+    interval: Interval,
+    criterion: Criterion,
+    n: int,
+    cfg: GateSettings,
+    note: str = "",
+    details: Mapping[str, float] | None = None,
+) -> GateOutcome:
+    if not note and np.isnan(interval.low):
+        note = "the statistic could not be estimated on these people"
+    return GateOutcome(
+        name=name,
+        outcome=criterion.decide(interval),
+        statistic=statistic,
+        estimate=interval.estimate,
+        low=interval.low,
+        high=interval.high,
+        criterion=str(criterion),
+        n=n,
+        level=cfg.level,
+        note=note,
+        details=details or {},
+    )
+
+
+_UNKNOWN = Interval(float("nan"), float("nan"), float("nan"))
+
+
+def _joined(*notes: str) -> str:
+    return "; ".join(n for n in notes if n)
+
+
+def calibration_gates(
+    y: np.ndarray, p: np.ndarray, w: np.ndarray, settings: GateSettings
+) -> list[GateOutcome]:
+    """Calibration intercept and slope, each with its sandwich interval.
+
+    Chosen over a small-sample-corrected ECE: the two are 0 and 1 in expectation for the true
+    probabilities at any size (a binned ECE is biased upwards, the more so the fewer people),
+    their intervals stay honest under censoring weights, and they say what to do: recalibrate
+    the log-odds by an intercept and a slope, as DESIGN.md allows. They see only
+    miscalibration of that shape; the binned ECE and the calibration curve stay in the report.
+    """
+    d, e = settings.max_calibration_intercept, settings.max_calibration_slope_deviation
+    short = _too_few_people(y, settings.min_people)
+    intercept = _UNKNOWN if short else calibration_intercept(y, p, w, settings.level)
+    slope = _UNKNOWN if short else calibration_slope(y, p, w, settings.level)
+    return [
+        _decided(
+            "calibration_intercept",
+            "calibration intercept (log-odds, slope held at 1)",
+            intercept,
+            Criterion(-d, d),
+            len(y),
+            settings,
+            short,
+        ),
+        _decided(
+            "calibration_slope",
+            "calibration slope on the log-odds",
+            slope,
+            Criterion(1 - e, 1 + e),
+            len(y),
+            settings,
+            short,
+        ),
+    ]
+
+
+def _too_few_people(y: np.ndarray, min_people: int) -> str:
+    """Why the whole-cohort gates cannot be computed, or '' when they can."""
+    if len(y) < min_people:
+        return f"only {len(y)} labelled people, at least {min_people} needed"
+    return "every label is the same" if y.min() == y.max() else ""
+
+
+def auc_gate(
+    y: np.ndarray, p: np.ndarray, w: np.ndarray, checklist: np.ndarray, settings: GateSettings
+) -> GateOutcome:
+    """ROC AUC gain over the four-factor checklist on the same people (paired interval)."""
+    short = _too_few_people(y, settings.min_people)
+    return _decided(
+        "auc_gain_over_checklist",
+        "ROC AUC of the model minus that of the checklist",
+        _UNKNOWN if short else auc_gain(y, p, checklist, w, settings.level),
+        Criterion(at_least=settings.min_auc_gain_over_checklist),
+        len(y),
+        settings,
+        short,
+    )
+
+
+def group_gates(
+    y: np.ndarray,
+    p: np.ndarray,
+    w: np.ndarray,
+    *,
+    threshold: float,
+    sensitive_features: pd.DataFrame,
+    oracle_p: np.ndarray | None = None,
+    checklist: np.ndarray | None = None,
+    settings: GateSettings | None = None,
+) -> list[GateOutcome]:
+    """TPR ratio and within-group calibration for each fairness attribute.
+
+    Synthetic data (`oracle_p` given): both are judged as the model's excess over the truth on
+    the same people. The TPR ratio must reach min(min_tpr_ratio, tolerance × the truth's
+    ratio), the truth flagging the same share; the calibration gap is a group's mean predicted
+    risk minus its mean true risk, the model's gap in excess of the truth's (the observed rate
+    cancels, and with it the label noise).
+
+    Real data: the TPR ratio's benchmark is the checklist flagging the same share, the status
+    quo a model must not be less equal than (README); without `checklist`, the plain
+    min_tpr_ratio. The calibration gap is mean predicted risk minus observed rate: the truth
+    meets it in expectation in every group, so it measures the model, and the interval carries
+    the label noise. Groups smaller than `min_group_size` are left out and named.
+    """
+    cfg = settings or GateSettings()
+    flags = (p >= threshold).astype(np.float64)
+    share = float(np.average(flags, weights=w))
+    benchmark = "none"
+    bench_flags: np.ndarray | None = None
+    if oracle_p is not None:
+        benchmark, bench_flags = "truth", top_share_flags(oracle_p, w, share)
+    elif checklist is not None:
+        benchmark, bench_flags = "checklist", checklist_flags(checklist, w, share)
+    groupings = {
+        attr: large_groups(sensitive_features[attr], y, w, cfg.min_group_size)
+        for attr in cfg.fairness_attributes
+    }
+    comparable = [attr for attr, groups in groupings.items() if len(groups.names) >= 2]
+    margins = recall_ratio_margins(
+        y,
+        w,
+        flags,
+        bench_flags,
+        [groupings[attr].codes for attr in comparable],
+        min_ratio=cfg.min_tpr_ratio,
+        tolerance=cfg.tpr_ratio_tolerance,
+        replicates=cfg.bootstrap,
+        seed=cfg.seed,
+        level=cfg.level,
+    )
+    ratios = dict(zip(comparable, margins, strict=True))
+    out = []
+    for attr, groups in groupings.items():
+        out.append(_tpr_gate(attr, ratios.get(attr), benchmark, groups, cfg))
+        out.append(_gap_gate(attr, y, p, w, oracle_p, groups, cfg))
+    return out
+
+
+def _small_note(groups: LargeGroups, cfg: GateSettings) -> str:
+    if not groups.small:
+        return ""
+    return f"left out, fewer than {cfg.min_group_size} people: {', '.join(groups.small)}"
+
+
+def _tpr_gate(
+    attr: str, r: RecallRatios | None, benchmark: str, groups: LargeGroups, cfg: GateSettings
+) -> GateOutcome:
+    """TPR ratio margin over the required ratio, the benchmark's group recalls beside it."""
+    required = f"{cfg.min_tpr_ratio:g}"
+    if benchmark != "none":
+        required = f"min({required}, {cfg.tpr_ratio_tolerance:g} × the {benchmark}'s ratio)"
+    name, statistic = f"tpr_ratio_{attr}", f"lowest / highest group TPR minus {required}"
+    if r is None:
+        note = _joined("fewer than two groups large enough", _small_note(groups, cfg))
+        return _decided(name, statistic, _UNKNOWN, Criterion(0.0), groups.n, cfg, note)
+    details = {"model_tpr_ratio": r.model_ratio, "required_tpr_ratio": r.required_ratio}
+    details |= {f"model_tpr[{g}]": t for g, t in zip(groups.names, r.model_tpr, strict=True)}
+    if benchmark != "none":
+        details[f"{benchmark}_tpr_ratio"] = r.benchmark_ratio
+        for g, t in zip(groups.names, r.benchmark_tpr, strict=True):
+            details[f"{benchmark}_tpr[{g}]"] = t
+    note = _small_note(groups, cfg)
+    return _decided(name, statistic, r.margin, Criterion(0.0), groups.n, cfg, note, details)
+
+
+def _gap_gate(
+    attr: str,
+    y: np.ndarray,
+    p: np.ndarray,
+    w: np.ndarray,
+    oracle_p: np.ndarray | None,
+    groups: LargeGroups,
+    cfg: GateSettings,
+) -> GateOutcome:
+    """Every large group's calibration gap within ±max_group_calibration_gap.
+
+    Each group gets an interval at level 1 − (1 − level)/G (Bonferroni over the G groups), so
+    the chance that any group of a calibrated model is shown broken stays within the level's.
+    The outcome is the worst group's, and so is the interval reported. The details hold each
+    group's gap and, on synthetic data, the model's and the truth's gaps to the observed rate.
+    """
+    c, reference = cfg.max_group_calibration_gap, y if oracle_p is None else oracle_p
+    name = f"calibration_gap_{attr}"
+    what = "observed rate" if oracle_p is None else "true probability"
+    statistic = f"group mean predicted risk minus mean {what}, worst group"
+    if not groups.names:
+        note = _joined("no group large enough", _small_note(groups, cfg))
+        return _decided(name, statistic, _UNKNOWN, Criterion(-c, c), 0, cfg, note)
+    level = 1 - (1 - cfg.level) / len(groups.names)
+    gaps = group_mean_gaps(p, reference, w, groups.codes, level)
+    severity = [_SEVERITY[Criterion(-c, c).decide(gap)] for gap in gaps]
+    worst = max(range(len(gaps)), key=lambda i: (severity[i], abs(gaps[i].estimate)))
+    details = {f"gap[{g}]": gap.estimate for g, gap in zip(groups.names, gaps, strict=True)}
+    if oracle_p is not None:
+        for label, probs in (("model", p), ("truth", oracle_p)):
+            observed = group_mean_gaps(probs, y, w, groups.codes, level)
+            for g, o in zip(groups.names, observed, strict=True):
+                details[f"{label}_gap_to_observed[{g}]"] = o.estimate
+    note = f"worst group {groups.names[worst]}; each group at level {level:.3f}"
+    note = _joined(note, _small_note(groups, cfg))
+    return _decided(name, statistic, gaps[worst], Criterion(-c, c), groups.n, cfg, note, details)
+
+
+def decide_gates(
+    y: np.ndarray,
+    p: np.ndarray,
+    w: np.ndarray,
+    *,
+    threshold: float,
+    checklist: np.ndarray,
+    sensitive_features: pd.DataFrame,
+    oracle_p: np.ndarray | None = None,
+    settings: GateSettings | None = None,
+) -> list[GateOutcome]:
+    """Every gate, on the people the decision rests on (out-of-fold or test predictions).
+
+    Args:
+        y: labels; p: the model's probabilities; w: the censoring weights.
+        threshold: the capacity threshold the flags are set at.
+        checklist: the checklist's factor counts per person (`evaluate.checklist_factors`).
+        sensitive_features: the attributes in `settings.fairness_attributes`, row-aligned.
+        oracle_p: the true probabilities on synthetic data, None on real data.
+    """
+    cfg = settings or GateSettings()
+    groups = group_gates(
+        y,
+        p,
+        w,
+        threshold=threshold,
+        sensitive_features=sensitive_features,
+        oracle_p=oracle_p,
+        checklist=checklist,
+        settings=cfg,
+    )
+    return [*calibration_gates(y, p, w, cfg), auc_gate(y, p, w, checklist, cfg), *groups]
+
+
+def champion_allowed(outcomes: Sequence[GateOutcome]) -> Verdict:
+    """'no' on any fail (or no gates at all); 'needs_approval' if any is not assessable."""
+    if not outcomes or any(o.outcome == "fail" for o in outcomes):
+        return "no"
+    return "needs_approval" if any(o.outcome == "not_assessable" for o in outcomes) else "yes"

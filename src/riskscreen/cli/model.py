@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from riskscreen.cli.common import configure_logging, load_settings
+from riskscreen.cli.mapping import load_mapping_or_exit
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from riskscreen.contract.problems import Problem
 
 
 def train(
@@ -34,12 +40,42 @@ def train(
         raise typer.Exit(code=2)
 
 
+def _intake_or_exit(path: Path, mapping: Path | None) -> tuple[pd.DataFrame, tuple[str, ...]]:
+    """The canonical intake and the fields not recorded, or every problem and exit code 1."""
+    from riskscreen.contract import data, read
+    from riskscreen.contract.export import read_export
+    from riskscreen.contract.problems import DataValidationError
+
+    problems: list[Problem] = []
+    if mapping is None:
+        frame = read.read_table(path)
+        problems = data.validate_intake_frame(frame, path.name)
+        if not problems:
+            return data.to_canonical_intake(frame), ()
+    else:
+        try:
+            export = read_export(path, None, load_mapping_or_exit(mapping))
+            return export.intake, export.not_recorded
+        except DataValidationError as exc:
+            problems = exc.problems
+    for p in problems:
+        typer.echo(p.describe(), err=True)
+    typer.echo(f"{len(problems)} problem(s) found; nothing was written.", err=True)
+    raise typer.Exit(code=1)
+
+
 def score(
-    input: Annotated[Path, typer.Option("--input", help="Intake table (CSV or Parquet).")],
+    input: Annotated[
+        Path, typer.Option("--input", help="Intake table (CSV or Parquet; .xlsx with --mapping).")
+    ],
     output: Annotated[Path, typer.Option(help="Where to write the scores (Parquet).")],
     model_uri: Annotated[
         str | None,
         typer.Option(help="models:/NAME@ALIAS or models:/NAME/VERSION (default: the champion)."),
+    ] = None,
+    mapping: Annotated[
+        Path | None,
+        typer.Option(help="Mapping YAML to read an export in another form (.xlsx too) through."),
     ] = None,
 ) -> None:
     """Score and explain every row of an intake table with the verified registered model."""
@@ -47,21 +83,21 @@ def score(
 
     mlflow_environment()
     from riskscreen import registry
-    from riskscreen.contract import data, read
     from riskscreen.model.scoring import score_frame
 
     settings = load_settings()
     name, version, alias = registry.parse_model_uri(model_uri or settings.model_uri)
     settings = settings.model_copy(update={"model_name": name, "model_alias": alias or "champion"})
-    frame = read.read_table(input)
-    problems = data.validate_intake_frame(frame, input.name)
-    if problems:
-        for p in problems:
-            typer.echo(p.describe(), err=True)
-        typer.echo(f"{len(problems)} problem(s) found; nothing was written.", err=True)
-        raise typer.Exit(code=1)
+    intake, not_recorded = _intake_or_exit(input, mapping)
     loaded = registry.load_verified(settings, version)
-    intake = data.to_canonical_intake(frame)
+    needed = [f for f in loaded.bundle.spec.fields if f in not_recorded]
+    if needed:
+        typer.echo(
+            f"The model reads {', '.join(needed)}, which the mapping declares not recorded; "
+            "nothing was written.",
+            err=True,
+        )
+        raise typer.Exit(code=1)
     scores = score_frame(intake, loaded.bundle)
     scores.insert(0, "case_ref", intake["case_ref"].to_numpy())
     scores["model_version"] = loaded.version

@@ -12,7 +12,11 @@ in two vectorised steps and collects every problem rather than stopping at the f
    categories, required values, case reference rules, uniqueness, missing and unknown columns),
    validated lazily on the parsed frame. Pandera works cleanly with pandas 3.1 for this part.
 
-Cross-table checks of the outcomes against the intake are plain pandas.
+Cross-table checks of the outcomes against the intake are plain pandas (`cross`).
+
+A field that a municipality does not record at all (`not_recorded`, declared in its mapping) is
+left out of the declaration the intake is checked against and of the canonical form: its column
+must then be absent, and nothing downstream may read a value for it.
 
 Row numbers in messages: "data row N" is the N-th row after the header, counted from 1, so it
 is line N + 1 of a CSV file.
@@ -24,7 +28,7 @@ occupation can come from unpaid or informal work, and a problem here would block
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,20 +36,20 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
-from riskscreen.contract.cells import KEY, Field, is_key, parse_cells
+from riskscreen.contract.cells import Field, is_key, parse_cells
+from riskscreen.contract.cross import EXTRACT_DATE as EXTRACT_DATE  # labels reads them here
+from riskscreen.contract.cross import INTAKE_DATE as INTAKE_DATE
+from riskscreen.contract.cross import LOST_DATE as LOST_DATE
+from riskscreen.contract.cross import SETTLED_DATE as SETTLED_DATE
+from riskscreen.contract.cross import SUPPORT as SUPPORT
+from riskscreen.contract.cross import cross_problems
 from riskscreen.contract.identity import CASE_REF_PATTERN, looks_like_personal_number
-from riskscreen.contract.problems import DataValidationError, Problem, show_value
+from riskscreen.contract.problems import DataValidationError, Problem, rows_of
 from riskscreen.contract.read import TableReadError, read_table
 from riskscreen.contract.schema import INTAKE_FIELDS, OUTCOME_FIELDS, IntakeField
 
 # pandas 3 parses ISO dates to microseconds; that also holds sentinel dates such as 9999-12-31.
 DATE_DTYPE = np.dtype("datetime64[us]")
-# The fields that the cross-table rules and the label definition refer to by meaning.
-INTAKE_DATE = "intake_date"
-SETTLED_DATE = "settled_date"
-LOST_DATE = "lost_to_followup_date"
-SUPPORT = "received_intensified_support"
-EXTRACT_DATE = "extract_date"
 
 
 # --- step 2: value checks from the declaration -------------------------------------------------
@@ -97,11 +101,13 @@ def _frame_schema(fields: Iterable[Field]) -> pa.DataFrameSchema:
     return pa.DataFrameSchema(columns, strict=True)
 
 
+MISSING_COLUMN = "missing column required by the data contract"
+MISSING_VALUE = "missing value, but the field is required"
 _SCHEMA_REASONS = {
     "column_in_schema": "unknown column: only declared fields may be supplied (data "
     "minimisation: no names, identity numbers or free text)",
-    "column_in_dataframe": "missing column required by the data contract",
-    "not_nullable": "missing value, but the field is required",
+    "column_in_dataframe": MISSING_COLUMN,
+    "not_nullable": MISSING_VALUE,
     "field_uniqueness": "appears on more than one row; case references must be unique",
 }
 
@@ -134,12 +140,22 @@ def _case_problem(case: dict[str, object], raw: pd.DataFrame, source: str) -> Pr
 
 
 @dataclass(frozen=True)
-class _Checked:
+class Checked:
+    """A table with each declared cell parsed as its kind, and every problem found in it."""
+
     typed: pd.DataFrame
     problems: list[Problem]
 
 
-def _check_table(raw: pd.DataFrame, fields: Sequence[Field], source: str) -> _Checked:
+def intake_fields(not_recorded: Collection[str] = ()) -> tuple[IntakeField, ...]:
+    """The intake declaration without the fields a municipality does not record."""
+    unknown = set(not_recorded) - {f.name for f in INTAKE_FIELDS}
+    if unknown:
+        raise ValueError(f"not recorded, but not intake fields: {sorted(unknown)}")
+    return tuple(f for f in INTAKE_FIELDS if f.name not in not_recorded)
+
+
+def _check_table(raw: pd.DataFrame, fields: Sequence[Field], source: str) -> Checked:
     """Parse the declared columns that are present, then run the declared value checks."""
     raw = raw.reset_index(drop=True)
     typed = raw.copy()
@@ -150,7 +166,7 @@ def _check_table(raw: pd.DataFrame, fields: Sequence[Field], source: str) -> _Ch
         typed[f.name], reasons = parse_cells(raw[f.name], f)
         type_problems += [
             Problem(source, i + 1, f.name, raw[f.name].iloc[i], str(reasons.iloc[i]))
-            for i in _rows(reasons.notna())
+            for i in rows_of(reasons.notna())
         ]
     malformed = {(p.row, p.column) for p in type_problems}
     value_problems = [
@@ -158,7 +174,7 @@ def _check_table(raw: pd.DataFrame, fields: Sequence[Field], source: str) -> _Ch
         for p in _schema_problems(typed, raw, fields, source)
         if not (p.reason == _SCHEMA_REASONS["not_nullable"] and (p.row, p.column) in malformed)
     ]
-    return _Checked(typed, _sorted(type_problems + value_problems, fields))
+    return Checked(typed, _sorted(type_problems + value_problems, fields))
 
 
 def _sorted(problems: list[Problem], fields: Sequence[Field]) -> list[Problem]:
@@ -167,107 +183,42 @@ def _sorted(problems: list[Problem], fields: Sequence[Field]) -> list[Problem]:
     return sorted(problems, key=lambda p: (p.row or 0, order.get(p.column or "", -1)))
 
 
-def validate_intake_frame(df: pd.DataFrame, source: str) -> list[Problem]:
+def check_intake(raw: pd.DataFrame, source: str, *, not_recorded: Collection[str] = ()) -> Checked:
+    """The intake parsed and checked against the declaration (less the fields not recorded)."""
+    return _check_table(raw, intake_fields(not_recorded), source)
+
+
+def check_outcomes(
+    raw: pd.DataFrame,
+    source: str,
+    intake: Checked,
+    intake_source: str,
+    *,
+    quote_values: bool = True,
+) -> Checked:
+    """The outcomes parsed and checked, alone and against the checked intake.
+
+    Args:
+        quote_values: whether a cross-table reason may name the date it compares with.
+    """
+    checked = _check_table(raw, OUTCOME_FIELDS, source)
+    cross = cross_problems(
+        checked.typed, intake.typed, source, intake_source, quote_values=quote_values
+    )
+    return Checked(checked.typed, checked.problems + cross)
+
+
+def validate_intake_frame(
+    df: pd.DataFrame, source: str, *, not_recorded: Collection[str] = ()
+) -> list[Problem]:
     """Every breach of the intake contract in `df` (read as is, e.g. from CSV or a batch).
 
     Args:
         df: the intake table as read, one row per newcomer.
         source: the name used for the table in messages, usually the file name.
+        not_recorded: fields the municipality does not record; their columns must be absent.
     """
-    return _check_table(df, INTAKE_FIELDS, source).problems
-
-
-def _rows(mask: pd.Series) -> list[int]:
-    return [int(i) for i in np.flatnonzero(mask.to_numpy(dtype=bool))]
-
-
-def _is_in(values: pd.Series, other: pd.Series) -> pd.Series:
-    # As object: in pandas 3.1 `isin` on Arrow-backed strings is ~8x slower for large sets.
-    return values.astype(object).isin(other.astype(object))
-
-
-def _cross_problems(
-    out: pd.DataFrame, intake: pd.DataFrame, out_source: str, intake_source: str
-) -> list[Problem]:
-    """Outcome rules that need the intake: one outcome row per intake row, and date order."""
-    if not {KEY, EXTRACT_DATE} <= set(out) or not {KEY, INTAKE_DATE} <= set(intake):
-        return []  # the missing column is reported already; these checks cannot run without it
-    unknown = out[KEY].notna() & ~_is_in(out[KEY], intake[KEY])
-    unmatched = intake[KEY].notna() & ~_is_in(intake[KEY], out[KEY])
-    intake_dates = intake.drop_duplicates(KEY).set_index(KEY)[INTAKE_DATE]
-    return (
-        [
-            Problem(
-                out_source,
-                i + 1,
-                KEY,
-                out[KEY].iloc[i],
-                f"has no intake record in {intake_source}",
-            )
-            for i in _rows(unknown)
-        ]
-        + [
-            Problem(
-                intake_source,
-                i + 1,
-                KEY,
-                intake[KEY].iloc[i],
-                f"has no outcome record in {out_source} (one outcome row per newcomer)",
-            )
-            for i in _rows(unmatched)
-        ]
-        + _extract_problems(out[EXTRACT_DATE], out_source)
-        + _date_order_problems(out, out[KEY].map(intake_dates), out_source)
-    )
-
-
-def _extract_problems(extract: pd.Series, source: str) -> list[Problem]:
-    if extract.nunique() <= 1:
-        return []
-    common = extract.mode().iloc[0]
-    reason = f"differs from {show_value(common)}, the extraction date of most rows (one per table)"
-    return [
-        Problem(source, i + 1, EXTRACT_DATE, extract.iloc[i], reason)
-        for i in _rows(extract.notna() & (extract != common))
-    ]
-
-
-def _date_order_problems(out: pd.DataFrame, intake_date: pd.Series, source: str) -> list[Problem]:
-    """Settlement and loss lie between intake and extraction; nothing is seen after a loss."""
-    events = [
-        f.name
-        for f in OUTCOME_FIELDS
-        if f.kind == "date" and f.name in out and f.name != EXTRACT_DATE
-    ]
-    rules = [
-        (column, out[column] < intake_date, intake_date, "is before the intake date {}")
-        for column in events
-    ]
-    rules += [
-        (
-            column,
-            out[column] > out[EXTRACT_DATE],
-            out[EXTRACT_DATE],
-            "is after the extraction date {}",
-        )
-        for column in events
-    ]
-    if {SETTLED_DATE, LOST_DATE} <= set(events):
-        rules.append(
-            (
-                SETTLED_DATE,
-                out[SETTLED_DATE] > out[LOST_DATE],
-                out[LOST_DATE],
-                "is after the loss to follow-up on {}; observation ends there",
-            )
-        )
-    return [
-        Problem(
-            source, i + 1, column, out[column].iloc[i], reason.format(show_value(bound.iloc[i]))
-        )
-        for column, mask, bound, reason in rules
-        for i in _rows(mask)
-    ]
+    return check_intake(df, source, not_recorded=not_recorded).problems
 
 
 # --- canonical form ----------------------------------------------------------------------------
@@ -300,9 +251,12 @@ def _to_canonical(df: pd.DataFrame, fields: Sequence[Field]) -> pd.DataFrame:
     )
 
 
-def to_canonical_intake(df: pd.DataFrame) -> pd.DataFrame:
-    """The validated intake in the in-memory form that labelling and training rely on."""
-    return _to_canonical(df, INTAKE_FIELDS)
+def to_canonical_intake(df: pd.DataFrame, not_recorded: Collection[str] = ()) -> pd.DataFrame:
+    """The validated intake in the in-memory form that labelling and training rely on.
+
+    The fields in `not_recorded` have no column in it.
+    """
+    return _to_canonical(df, intake_fields(not_recorded))
 
 
 def to_canonical_outcomes(df: pd.DataFrame) -> pd.DataFrame:
@@ -320,22 +274,16 @@ def _read_or_problem(path: Path) -> tuple[pd.DataFrame | None, list[Problem]]:
         return None, [Problem(path.name, None, None, None, str(exc).removeprefix(f"{path.name}: "))]
 
 
-def _check_intake_file(path: Path) -> _Checked:
+def _check_intake_file(path: Path) -> Checked:
     raw, problems = _read_or_problem(path)
-    return (
-        _Checked(pd.DataFrame(), problems)
-        if raw is None
-        else _check_table(raw, INTAKE_FIELDS, path.name)
-    )
+    return Checked(pd.DataFrame(), problems) if raw is None else check_intake(raw, path.name)
 
 
-def _check_outcome_file(path: Path, intake: _Checked, intake_source: str) -> _Checked:
+def _check_outcome_file(path: Path, intake: Checked, intake_source: str) -> Checked:
     raw, problems = _read_or_problem(path)
     if raw is None:
-        return _Checked(pd.DataFrame(), problems)
-    checked = _check_table(raw, OUTCOME_FIELDS, path.name)
-    cross = _cross_problems(checked.typed, intake.typed, path.name, intake_source)
-    return _Checked(checked.typed, checked.problems + cross)
+        return Checked(pd.DataFrame(), problems)
+    return check_outcomes(raw, path.name, intake, intake_source)
 
 
 def validate_files(intake: Path, outcomes: Path | None) -> list[Problem]:

@@ -11,6 +11,7 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from riskscreen.contract.identity import looks_like_personal_number
@@ -27,6 +28,9 @@ class Problem:
     `row` is the 1-based data row (header not counted) or None for a whole-column problem.
     A value or column name that looks like a personal identity number is replaced by
     `<redacted>` on creation, so that no problem, message or log line can carry one.
+    An export read through a mapping names its own column; `field` is then the contract field
+    the column feeds, and `mapping` the place in the mapping that made it so
+    ("mapping.yaml line 12"), so the fix can be made where the cause is.
     """
 
     file: str
@@ -34,6 +38,8 @@ class Problem:
     column: str | None
     value: object
     reason: str
+    field: str | None = None
+    mapping: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("value", "column"):  # an unknown column's header is the file's text too
@@ -44,11 +50,23 @@ class Problem:
     def describe(self) -> str:
         """A one-line message, e.g. `intake.csv: data row 17, column age: value 70 is ...`."""
         place = [f"data row {self.row}"] if self.row is not None else []
-        place += [f"column {self.column}"] if self.column is not None else []
+        if self.column is not None:
+            field = self.field if self.field != self.column else None
+            place.append(f"column {self.column}{_aside([field, self.mapping])}")
+        elif self.field is not None:
+            place.append(f"field {self.field}{_aside([self.mapping])}")
+        elif self.mapping is not None:
+            place.append(self.mapping)
         what = (
             self.reason if self.value is None else f"value {show_value(self.value)} {self.reason}"
         )
         return ": ".join([self.file, *([", ".join(place)] if place else []), what])
+
+
+def _aside(parts: list[str | None]) -> str:
+    """` (age; mapping.yaml line 9)`: the field and mapping line behind an export's column."""
+    shown = [p for p in parts if p is not None]
+    return f" ({'; '.join(shown)})" if shown else ""
 
 
 class DataValidationError(ValueError):
@@ -70,3 +88,8 @@ def show_value(value: object) -> str:
     if len(text) > _MAX_SHOWN_CHARS:
         text = text[: _MAX_SHOWN_CHARS - 1] + "…"
     return text if text and text.strip() == text else repr(text)
+
+
+def rows_of(mask: pd.Series) -> list[int]:
+    """The 0-based positions where `mask` is set (a problem's row is the position + 1)."""
+    return [int(i) for i in np.flatnonzero(mask.to_numpy(dtype=bool))]

@@ -27,15 +27,20 @@ class SyntheticSource(_Strict):
 
 
 class DataConfig(_Strict):
+    """Where the cohort comes from; `mapping` reads a municipality's own export through it."""
+
     source: Literal["synthetic", "files"] = "synthetic"
     synthetic: SyntheticSource = SyntheticSource()
     intake_path: Path | None = None
     outcomes_path: Path | None = None
+    mapping: Path | None = None
 
     @model_validator(mode="after")
     def _files_named(self) -> DataConfig:
         if self.source == "files" and (self.intake_path is None or self.outcomes_path is None):
             raise ValueError("source 'files' needs intake_path and outcomes_path")
+        if self.mapping is not None and self.source != "files":
+            raise ValueError("a mapping reads files: it needs source 'files'")
         return self
 
 

@@ -47,6 +47,10 @@ class TrainingData:
     oracle: pd.DataFrame | None
     data_kind: str  # "synthetic" or "real"
     data_card: str | None = None
+    # Read through a mapping: the intake fields the municipality does not record (no column in
+    # `intake`) and the coverage report (`contract.coverage.Coverage.to_dict`).
+    not_recorded: tuple[str, ...] = ()
+    coverage: dict[str, Any] | None = None
 
     def fingerprint(self) -> str:
         """SHA-256 over the canonical content of both tables (provenance of a model)."""
@@ -69,6 +73,17 @@ def load_training_data(cfg: TrainConfig, progress: bool = False) -> TrainingData
     from riskscreen.contract.data import load_tables
 
     assert cfg.data.intake_path is not None and cfg.data.outcomes_path is not None
+    if cfg.data.mapping is not None:
+        from riskscreen.contract.export import read_export
+        from riskscreen.contract.mapping import load_mapping
+
+        mapping = load_mapping(cfg.data.mapping)
+        export = read_export(cfg.data.intake_path, cfg.data.outcomes_path, mapping)
+        assert export.outcomes is not None  # read_export reads the outcomes it is given
+        coverage = export.coverage.to_dict()
+        return TrainingData(
+            export.intake, export.outcomes, None, "real", None, export.not_recorded, coverage
+        )
     intake, outcomes = load_tables(cfg.data.intake_path, cfg.data.outcomes_path)
     return TrainingData(intake, outcomes, None, "real")
 

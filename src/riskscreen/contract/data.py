@@ -37,11 +37,6 @@ import pandas as pd
 import pandera.pandas as pa
 
 from riskscreen.contract.cells import Field, is_key, parse_cells
-from riskscreen.contract.cross import EXTRACT_DATE as EXTRACT_DATE  # labels reads them here
-from riskscreen.contract.cross import INTAKE_DATE as INTAKE_DATE
-from riskscreen.contract.cross import LOST_DATE as LOST_DATE
-from riskscreen.contract.cross import SETTLED_DATE as SETTLED_DATE
-from riskscreen.contract.cross import SUPPORT as SUPPORT
 from riskscreen.contract.cross import cross_problems
 from riskscreen.contract.identity import CASE_REF_PATTERN, looks_like_personal_number
 from riskscreen.contract.problems import DataValidationError, Problem, rows_of
@@ -225,11 +220,16 @@ def validate_intake_frame(
 
 
 def _canonical_column(values: pd.Series, f: Field) -> pd.Series:
+    # Nulls get this far only where the field may be unknown for one person (schema
+    # `may_be_unknown`, through a mapping's explicit unknown): pandas' nullable dtypes keep them.
+    unknown = bool(values.isna().any())
     if f.kind == "integer":
-        return values.astype("int64")
+        return values.astype("Int64" if unknown else "int64")
     if f.kind == "number":
         return values.astype("float64")
     if f.kind == "boolean":
+        if unknown:
+            return values.astype("boolean")
         return pd.Series(values.astype("boolean").to_numpy(dtype=bool), index=values.index)
     if f.kind == "date":
         return values.astype(DATE_DTYPE)

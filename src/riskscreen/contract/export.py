@@ -20,6 +20,7 @@ from riskscreen.contract.coverage import Coverage, TableCoverage
 from riskscreen.contract.mapping import ExportMapping
 from riskscreen.contract.problems import DataValidationError, Problem
 from riskscreen.contract.read import TableReadError, read_text_table
+from riskscreen.contract.schema import FIELDS_BY_NAME
 from riskscreen.contract.transform import MappedTable, map_table
 
 UNKNOWN_REQUIRED = "value unknown, but the field requires a value"
@@ -80,6 +81,8 @@ def _translate(p: Problem, table: MappedTable, mapping: ExportMapping) -> Proble
     if reason == data.MISSING_COLUMN and facts is not None and facts.mapping is not None:
         return None  # the mapped column the export lacks is reported with its mapping line
     if pos is not None and reason == data.MISSING_VALUE and table.unknown[name][pos]:
+        if table.section == "intake" and FIELDS_BY_NAME[name].may_be_unknown:
+            return None  # an explicit unknown, where the contract allows one: a value, not a gap
         reason, where = UNKNOWN_REQUIRED, values_line
     elif pos is not None and p.value is not None and has_map and table.unmapped[name][pos]:
         reason, where = f"{reason} (and no value map entry covers it)", values_line

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from riskscreen.contract.censoring import kaplan_meier
-from riskscreen.contract.data import EXTRACT_DATE, INTAKE_DATE, LOST_DATE, SETTLED_DATE, SUPPORT
+from riskscreen.contract.cross import EXTRACT_DATE, INTAKE_DATE, LOST_DATE, SETTLED_DATE, SUPPORT
 from riskscreen.contract.schema import INTAKE_FIELDS
 
 STATUSES: tuple[str, ...] = ("labelled", "lost", "support_excluded", "recent")

@@ -40,15 +40,26 @@ def sensitive_frame(intake: pd.DataFrame) -> pd.DataFrame:
 
 
 def checklist_factors(intake: pd.DataFrame, cfg: ChecklistConfig) -> np.ndarray:
-    """How many of the four manual-checklist factors each person has (0-4)."""
+    """How many of the manual-checklist factors each person has (0-4).
+
+    Only the factors whose field the municipality records count (a field not recorded has no
+    column), and an answer not known for a person does not count as the factor: the status quo
+    can only act on what the case manager knows.
+    """
+    limits = {
+        "years_of_schooling": cfg.max_years_of_schooling,
+        "work_experience_years": cfg.max_work_experience_years,
+        "self_rated_health": cfg.max_self_rated_health,
+    }
     factors = [
-        intake["years_of_schooling"].to_numpy() <= cfg.max_years_of_schooling,
-        intake["work_experience_years"].to_numpy() <= cfg.max_work_experience_years,
-        intake["self_rated_health"].to_numpy() <= cfg.max_self_rated_health,
+        intake[name].to_numpy(dtype=np.float64, na_value=np.nan) <= limit
+        for name, limit in limits.items()
+        if name in intake
     ]
-    if cfg.any_disability:
-        factors.append((intake["disability"] != "none").to_numpy())
-    return np.sum(factors, axis=0).astype(np.float64)
+    if cfg.any_disability and "disability" in intake:
+        disability = intake["disability"]
+        factors.append((disability.notna() & (disability != "none")).to_numpy(dtype=bool))
+    return np.sum(factors, axis=0).astype(np.float64) if factors else np.zeros(len(intake))
 
 
 def expected_calibration_error(

@@ -116,14 +116,39 @@ def test_no_value_from_a_persons_row_appears_in_any_message(tmp_path: Path) -> N
 
 
 def test_an_unknown_value_in_a_required_field_is_a_problem(tmp_path: Path) -> None:
+    mapping = MAPPING.replace(
+        "Anhöriginvandring: family_reunification}",
+        "Anhöriginvandring: family_reunification, Okänd: null}",
+    )
     rows = [list(r) for r in ROWS]
-    rows[0][15] = "Vet ej"  # Ångest: unknown, and the field requires a value
-    messages = _problems(tmp_path, rows)
-    line = mapping_line(MAPPING, "anxiety_symptoms: {Ja")
+    rows[0][5] = "Okänd"  # Tillstånd: unknown, and the permit is never unknown for a person
+    messages = _problems(tmp_path, rows, mapping)
+    line = mapping_line(mapping, "permit_type: {Kvot")
     assert messages == [
-        "kartlaggning.xlsx sheet Kartläggning: data row 1, column Ångest (anxiety_symptoms; "
+        "kartlaggning.xlsx sheet Kartläggning: data row 1, column Tillstånd (permit_type; "
         f"mapping.yaml line {line}): value unknown, but the field requires a value",
     ]
+
+
+def test_an_unknown_answer_where_the_contract_allows_one_is_kept_as_unknown(
+    tmp_path: Path,
+) -> None:
+    rows = [list(r) for r in ROWS]
+    rows[0][15] = "Vet ej"  # Ångest: the screen was not done; anxiety may be unknown
+    intake, outcomes, path = write_export(tmp_path, rows, MAPPING)
+    export = read_export(intake, outcomes, load_mapping(path))
+    anxiety = export.intake["anxiety_symptoms"]
+    assert str(anxiety.dtype) == "boolean"
+    assert anxiety.isna().tolist() == [True] + [False] * (len(rows) - 1)
+    expected_intake, _ = _expected(tmp_path)
+    others = expected_intake.drop(columns="anxiety_symptoms")
+    pd.testing.assert_frame_equal(export.intake.drop(columns="anxiety_symptoms"), others)
+    assert [
+        f.unknown for f in export.coverage.tables[0].fields if f.field == "anxiety_symptoms"
+    ] == [1]
+    empty = [list(r) for r in ROWS]
+    empty[0][15] = ""  # an empty cell is still a missing value, not an unknown
+    assert len(_problems(tmp_path, empty)) == 1
 
 
 def test_a_column_the_export_lacks_names_the_mapping_line(tmp_path: Path) -> None:

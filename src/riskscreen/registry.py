@@ -1,7 +1,8 @@
 """MLflow logging, gated registration and hash-verified loading of the served model.
 
 The registered model is an MLflow pyfunc ("models from code": no pickled Python object) whose
-only artifact is the bundle directory (LightGBM text + JSON). At registration the SHA-256 of the
+only artifact is the bundle directory (bundle.json and the model in its family's own text file:
+LightGBM's text model, or a linear model's or EBM's JSON). At registration the SHA-256 of the
 whole downloaded model directory is stored as a model-version tag; loading recomputes it over
 the downloaded files and refuses a mismatch before any file is parsed.
 """

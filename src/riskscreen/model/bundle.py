@@ -1,21 +1,22 @@
-"""The model bundle: fitted trees, calibration, thresholds and provenance, stored without pickle.
+"""The model bundle: a fitted model of any family, calibration, thresholds and provenance.
 
-The trees are LightGBM's text format and everything else is JSON, so loading a bundle never runs
-code from the artifact (DESIGN.md, "Models are code"). Calibration is an affine map of the trees'
-log-odds, so exact TreeSHAP contributions scale with it and stay additive in the served log-odds.
+Stored without pickle: the model as its family's own text file (LightGBM's text model, a linear
+model's coefficients and encodings or an EBM's term tables as JSON; see `families`) beside
+`bundle.json`, so loading a bundle never runs code from the artifact (DESIGN.md, "Models are
+code"). Calibration is an affine map of the model's raw log-odds, so exact contributions scale
+with it and stay additive in the served log-odds, whatever the family.
 
-Two exact explainers give the same Shapley values up to float rounding: the leaf tables of
-`riskscreen.explain.treeshap` (the default, several times faster) and LightGBM's own
-`pred_contrib` (for models the tables refuse). They differ in the last bits, so each result
-names its explainer and a replay, which compares floats with ==, can ask for the one that
-produced the record.
+bundle.json: format 1 is a tree bundle (`model.txt`), the only kind before families, and is
+still what a tree bundle is written as, so a release that knows only trees can load the tree
+versions this one registers. Format 2 names its family (`"family": "linear"` or `"ebm"`, the
+model in `linear.json` or `ebm.json`); a release that knows only format 1 refuses it by name.
+Both carry `features`, `calibration`, `thresholds` and `provenance`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-import logging
-import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -24,23 +25,32 @@ import lightgbm as lgb
 import numpy as np
 
 from riskscreen.contract.features import FeatureSpec
-from riskscreen.explain import treeshap
-from riskscreen.explain.single_row import SingleRowPredictor, SingleRowUnavailable
+from riskscreen.explain.single_row import SingleRowPredictor
+from riskscreen.model.families import TREES, Family, FittedModel, family_of, read_model
+from riskscreen.model.trees import EXPLAINERS, LEAF_TABLES, PRED_CONTRIB, TreeFamily
 
-log = logging.getLogger(__name__)
+__all__ = [
+    # The tree family's explainers, imported from here by training, replay and tests; a bundle
+    # of any family lists its own in `ModelBundle.explainers`.
+    "EXPLAINERS",
+    "LEAF_TABLES",
+    "META_FILE",
+    "PRED_CONTRIB",
+    "Band",
+    "Calibration",
+    "ModelBundle",
+    "Thresholds",
+    "load_bundle",
+    "save_bundle",
+]
 
-MODEL_FILE = "model.txt"
 META_FILE = "bundle.json"
 Band = Literal["low", "elevated", "high"]
-LEAF_TABLES = treeshap.EXPLAINER_ID
-PRED_CONTRIB = "lightgbm-pred-contrib"
-EXPLAINERS = (LEAF_TABLES, PRED_CONTRIB)
-_BUILD_LOCK = threading.Lock()  # the tables of a bundle are built once, by the first caller
 
 
 @dataclass(frozen=True)
 class Calibration:
-    """Platt scaling on the trees' log-odds: served log-odds = slope * raw + intercept."""
+    """Platt scaling on the model's raw log-odds: served log-odds = slope * raw + intercept."""
 
     slope: float
     intercept: float
@@ -61,19 +71,21 @@ class Thresholds:
 
 @dataclass
 class ModelBundle:
-    """Everything needed to score and explain, loaded once and shared read-only."""
+    """Everything needed to score and explain, loaded once and shared read-only.
 
-    booster: lgb.Booster
+    `model` is the fitted model of any family (a LightGBM booster, `linear.LinearModel`,
+    `ebm.EBMModel`); `family` serves it, prepared from it here and checked against `spec`.
+    """
+
+    model: FittedModel
     spec: FeatureSpec
     calibration: Calibration
     thresholds: Thresholds
     provenance: dict[str, Any] = field(default_factory=dict)
-    _tables: treeshap.LeafTables | None = field(default=None, init=False, repr=False, compare=False)
-    _refusal: str | None = field(default=None, init=False, repr=False, compare=False)
-    _single_row: SingleRowPredictor | None = field(
-        default=None, init=False, repr=False, compare=False
-    )
-    _single_row_refusal: str | None = field(default=None, init=False, repr=False, compare=False)
+    family: Family = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self.family = family_of(self.model, self.spec)
 
     @property
     def horizon_months(self) -> int:
@@ -88,61 +100,53 @@ class ModelBundle:
         return tuple(self.provenance.get("unknown_fields", ()))
 
     @property
+    def booster(self) -> lgb.Booster:
+        """The trees of a tree bundle (benchmarks and tree-specific tests read them)."""
+        if not isinstance(self.model, lgb.Booster):
+            raise AttributeError(f"a {self.family.name} bundle has no trees")
+        return self.model
+
+    @property
+    def explainers(self) -> tuple[str, ...]:
+        """Every explainer `contributions` accepts for this bundle's family."""
+        return self.family.explainers
+
+    @property
     def explainer(self) -> str:
-        """The explainer `contributions` uses unless told otherwise: the leaf tables, or
-        `pred_contrib` for a model they cannot represent.
+        """The explainer `contributions` uses unless told otherwise: for trees the leaf tables,
+        or `pred_contrib` for a model they cannot represent; the family's own otherwise.
 
-        The first access builds the tables and compiles their kernel (a fraction of a second
-        with numba's on-disk cache, a few seconds without), so a server asks once at start-up
-        (`Scorer` does) and loading a bundle stays cheap for commands that never explain.
+        For trees the first access builds the tables and compiles their kernel, so a server asks
+        once at start-up (`Scorer` does) and loading a bundle stays cheap for commands that
+        never explain.
         """
-        return LEAF_TABLES if self._leaf_tables() is not None else PRED_CONTRIB
+        return self.family.explainer
 
-    def _leaf_tables(self) -> treeshap.LeafTables | None:
-        if self._tables is None and self._refusal is None:
-            with _BUILD_LOCK:
-                if self._tables is None and self._refusal is None:
-                    try:
-                        self._tables = treeshap.build(self.booster)
-                    except treeshap.UnsupportedModel as exc:
-                        log.warning("explaining with LightGBM's pred_contrib: %s", exc)
-                        self._refusal = str(exc)
-        return self._tables
+    # The tree family's single-row predictor, read by the single-row tests
+    # (tests/unit/explain/test_treeshap_exact.py); None for other families.
+    @property
+    def _single_row(self) -> SingleRowPredictor | None:
+        return self.family._single_row if isinstance(self.family, TreeFamily) else None
 
-    def __getstate__(self) -> dict[str, Any]:
-        # A copy or an unpickled bundle prepares its own single-row predictor: the ctypes handle
-        # cannot be pickled, and a copied one would point at the original booster.
-        return {**self.__dict__, "_single_row": None, "_single_row_refusal": None}
-
-    def _single_row_predictor(self) -> SingleRowPredictor | None:
-        if self._single_row is None and self._single_row_refusal is None:
-            with _BUILD_LOCK:
-                if self._single_row is None and self._single_row_refusal is None:
-                    try:
-                        self._single_row = SingleRowPredictor.create(self.booster)
-                    except SingleRowUnavailable as exc:
-                        log.warning("predicting single rows with Booster.predict: %s", exc)
-                        self._single_row_refusal = str(exc)
-        return self._single_row
+    @property
+    def _single_row_refusal(self) -> str | None:
+        return self.family._single_row_refusal if isinstance(self.family, TreeFamily) else None
 
     def log_odds(self, x: np.ndarray, num_threads: int = 1) -> np.ndarray:
         """Calibrated log-odds for an encoded matrix.
 
         One thread by default: for a single row, starting a thread pool costs more than the
-        walk; batch callers pass 0 (all cores), which gives the same numbers row by row. A single
-        row (every request) takes LightGBM's single-row API, which gives the same bits faster.
+        work; batch callers pass 0 (all cores), which gives the same numbers row by row. A single
+        row (every request) takes the family's one-row path: LightGBM's single-row API for
+        trees (the same bits), per-field tables for the additive families (see `additive_row`).
         """
-        single = self._single_row_predictor() if x.shape[0] == 1 else None
-        if single is not None:
-            raw = np.array([single.raw_score(np.ascontiguousarray(x, np.float64))])
-        else:
-            raw = np.asarray(self.booster.predict(x, raw_score=True, num_threads=num_threads))
+        raw = self.family.log_odds(x, num_threads)
         return self.calibration.slope * raw + self.calibration.intercept
 
     def contributions(
         self, x: np.ndarray, num_threads: int = 1, explainer: str | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Exact TreeSHAP in calibrated log-odds: (base per row, (n, k) per field).
+        """Exact contributions in calibrated log-odds: (base per row, (n, k) per field).
 
         base + contributions.sum(axis=1) equals `log_odds(x)` up to float rounding. Each row's
         numbers depend only on the row and the explainer, not on the batch or thread count.
@@ -150,33 +154,36 @@ class ModelBundle:
         Args:
             x: the (n, k) encoded rows.
             num_threads: LightGBM's convention, <= 0 for every core.
-            explainer: one of `EXPLAINERS`, to reproduce numbers made by it; None for
+            explainer: one of `explainers`, to reproduce numbers made by it; None for
                 `self.explainer`.
 
         Raises:
-            ValueError: an unknown explainer, or the leaf tables asked of a model they refuse
-                (treeshap.UnsupportedModel).
+            ValueError: an explainer not of this family, or the leaf tables asked of a model
+                they refuse (treeshap.UnsupportedModel).
         """
         name = self.explainer if explainer is None else explainer
-        if name == LEAF_TABLES:
-            tables = self._leaf_tables()
-            if tables is None:
-                raise treeshap.UnsupportedModel(f"no leaf tables for this model: {self._refusal}")
-            raw = tables.contributions(x, num_threads)
-        elif name == PRED_CONTRIB:
-            raw = np.asarray(self.booster.predict(x, pred_contrib=True, num_threads=num_threads))
-        else:
-            raise ValueError(f"unknown explainer {name!r}; known: {', '.join(EXPLAINERS)}")
+        base, raw = self.family.contributions(x, num_threads, name)
         slope, intercept = self.calibration.slope, self.calibration.intercept
-        return slope * raw[:, -1] + intercept, slope * raw[:, :-1]
+        return slope * base + intercept, slope * raw
+
+    def model_text(self) -> str:
+        """The fitted model as its family stores it: the content of its model file."""
+        return self.family.text()
+
+    def model_sha256(self) -> str:
+        """SHA-256 of `model_text()`, i.e. of the model file (the report's model fingerprint)."""
+        return hashlib.sha256(self.model_text().encode()).hexdigest()
 
 
 def save_bundle(bundle: ModelBundle, directory: Path) -> None:
     """Write the bundle as two text files (deterministic for the same fitted model)."""
     directory.mkdir(parents=True, exist_ok=True)
-    bundle.booster.save_model(str(directory / MODEL_FILE))
-    meta = {
-        "format": 1,
+    family = bundle.family
+    (directory / family.model_file).write_text(bundle.model_text(), encoding="utf-8")
+    meta: dict[str, Any] = (
+        {"format": 1} if family.name == TREES else {"format": 2, "family": family.name}
+    )
+    meta |= {
         "features": list(bundle.spec.fields),
         "calibration": asdict(bundle.calibration),
         "thresholds": asdict(bundle.thresholds),
@@ -188,15 +195,12 @@ def save_bundle(bundle: ModelBundle, directory: Path) -> None:
 def load_bundle(directory: Path) -> ModelBundle:
     """Read a bundle written by `save_bundle`; verify hashes before calling this on a download."""
     meta = json.loads((directory / META_FILE).read_text())
-    if meta.get("format") != 1:
+    if meta.get("format") not in (1, 2):
         raise ValueError(f"unsupported bundle format {meta.get('format')!r}")
-    booster = lgb.Booster(model_file=str(directory / MODEL_FILE))
-    spec = FeatureSpec(tuple(meta["features"]))
-    if booster.num_feature() != len(spec.fields):
-        raise ValueError("the trees and the feature list disagree on the number of features")
+    family = TREES if meta["format"] == 1 else meta["family"]
     return ModelBundle(
-        booster=booster,
-        spec=spec,
+        model=read_model(family, directory),
+        spec=FeatureSpec(tuple(meta["features"])),
         calibration=Calibration(**meta["calibration"]),
         thresholds=Thresholds(**meta["thresholds"]),
         provenance=meta["provenance"],

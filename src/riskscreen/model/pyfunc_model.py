@@ -1,7 +1,8 @@
 """MLflow "model from code": lets `mlflow models serve` and `mlflow.pyfunc` use the bundle.
 
-Logged as source, not as a pickle; MLflow executes this file when the model is loaded. The
-riskscreen service does not go through here: it verifies hashes and reads the bundle itself.
+Logged as source, not as a pickle; MLflow executes this file when the model is loaded, and it
+reads the bundle's text files, whatever the model family (trees, linear, EBM). The riskscreen
+service does not go through here: it verifies hashes and reads the bundle itself.
 """
 
 from __future__ import annotations

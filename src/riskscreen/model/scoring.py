@@ -1,8 +1,9 @@
 """Scoring one record or a whole table with the same arithmetic, so the API and batch agree.
 
-`score_record` is the request path: a validated mapping is encoded straight into a numpy row
-(no pandas), the trees are walked once for the exact contributions, and the served log-odds are
-taken as base + Σ contributions, so additivity holds by construction and is checked, not hoped.
+`Scorer.score` is the request path: a validated mapping is encoded straight into a numpy row
+(no pandas), the bundle's model (any family) is explained once, exactly, and the served log-odds
+are taken as base + Σ contributions, so additivity holds by construction; that they also match
+the model's own log-odds is checked, not hoped.
 """
 
 from __future__ import annotations
@@ -44,8 +45,8 @@ class ScoreResult:
     flagged: bool
     threshold: float
     contributions: tuple[FieldContribution, ...]
-    # Which exact explainer made the contributions (bundle.EXPLAINERS); None when not known,
-    # e.g. for a result read back from a record that does not name it.
+    # Which exact explainer made the contributions (one of the bundle's `explainers`); None
+    # when not known, e.g. for a result read back from a record that does not name it.
     explainer: str | None = None
 
     def reasons(self, lang: Lang) -> list[str]:

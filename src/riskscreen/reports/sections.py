@@ -19,6 +19,7 @@ import pandas as pd
 from riskscreen.contract.schema import FIELDS_BY_NAME, GROUPS_BY_NAME
 from riskscreen.explain.reasons import group_contributions
 from riskscreen.model.config import GateConfig, TrainConfig
+from riskscreen.model.families import EBM, LINEAR, TREES
 from riskscreen.reports.comparison import format_metric
 from riskscreen.reports.figures import GROUP_COLOURS
 
@@ -46,6 +47,14 @@ def _rate(value: float) -> str:
     return "–" if value is None or math.isnan(value) else f"{value:.3f}"
 
 
+# What the model fingerprint hashes, per family: the model file of the bundle.
+_MODEL_HASH_LABELS = {
+    TREES: "Fitted trees (SHA-256 of the LightGBM text model)",
+    LINEAR: "Fitted logistic regression (SHA-256 of its coefficients and encodings, JSON)",
+    EBM: "Fitted EBM (SHA-256 of its term tables, JSON)",
+}
+
+
 def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -59,10 +68,7 @@ def header_section(
     hashes = [
         ("Training data (SHA-256 of intake and outcome tables)", prov.get("data_sha256", "–")),
         ("Intake schema declaration (SHA-256)", prov.get("schema_sha256", "–")),
-        (
-            "Fitted trees (SHA-256 of the LightGBM text model)",
-            _sha256(result.bundle.booster.model_to_string()),
-        ),
+        (_MODEL_HASH_LABELS[result.bundle.family.name], result.bundle.model_sha256()),
         ("Training configuration (SHA-256 of its JSON)", _sha256(cfg.model_dump_json())),
     ]
     if "run_id" in prov:

@@ -209,6 +209,31 @@ class FeatureInfo(BaseModel):
     group: str
 
 
+class GateOutcomeOut(BaseModel):
+    """One gate as decided at registration: its statistic, interval and three-valued outcome."""
+
+    name: str
+    outcome: Literal["pass", "fail", "not_assessable"]
+    statistic: str
+    estimate: float | None
+    low: float | None
+    high: float | None
+    criterion: str
+    n: int
+    level: float
+    note: str
+
+
+class Approval(BaseModel):
+    """Who made a version champion although some gates could not be assessed, and why."""
+
+    key_id: str
+    role: str
+    reason: str
+    approved_at: str
+    audit_record_id: str
+
+
 class ModelResponse(BaseModel):
     name: str
     version: str
@@ -219,7 +244,13 @@ class ModelResponse(BaseModel):
     threshold: float
     elevated_threshold: float
     metrics: dict[str, float]
-    gates: dict[str, bool]
+    gates: dict[str, bool] = Field(description="Each gate: true only if it passed.")
+    gate_outcomes: list[GateOutcomeOut] = Field(
+        description="Each gate's outcome (pass, fail, not_assessable) with its interval; "
+        "empty for versions registered before gates had three outcomes."
+    )
+    verdict: Literal["yes", "needs_approval", "no"] | None
+    approval: Approval | None
     fairness_summary: dict[str, float]
     features: list[FeatureInfo]
 

@@ -28,15 +28,17 @@ def small_config() -> TrainConfig:
     """Defaults, made small: one cheap candidate, few bootstrap draws, gates that hold."""
     return TrainConfig.model_validate(
         {
-            "config_version": 1,
+            "config_version": 2,
             "data": {"synthetic": {"n": SMALL_N, "seed": 11}},
             "model": {"candidates": [{"num_trees": 120, "num_leaves": 7}]},
             "fairness": {"bootstrap": 30, "min_group_size": 100},
             "gates": {
-                "max_ece": 0.2,
                 "min_auc_gain_over_checklist": 0.0,
+                "max_calibration_intercept": 5.0,
+                "max_calibration_slope_deviation": 0.99,
                 "min_tpr_ratio": 0.0,
                 "max_group_calibration_gap": 1.0,
+                "bootstrap": 100,
             },
         }
     )

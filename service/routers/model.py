@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from riskscreen.contract.schema import FIELDS_BY_NAME
 from service.deps import AnyRole, State
 from service.openapi import AUTH, UNAVAILABLE
-from service.schemas import FeatureInfo, ModelResponse
+from service.schemas import FeatureInfo, GateOutcomeOut, ModelResponse
 
 router = APIRouter(prefix="/v1/model", tags=["model"])
 
@@ -30,6 +30,12 @@ def describe(_: AnyRole, state: State) -> ModelResponse:
         elevated_threshold=b.thresholds.elevated,
         metrics={k: v for k, v in metrics.items() if k.startswith("test_")},
         gates=json.loads(loaded.tags.get("gates", "{}")),
+        gate_outcomes=[
+            GateOutcomeOut.model_validate(o)
+            for o in json.loads(loaded.tags.get("gate_outcomes", "[]"))
+        ],
+        verdict=loaded.tags.get("verdict"),
+        approval=json.loads(loaded.tags["approval"]) if "approval" in loaded.tags else None,
         fairness_summary={k: v for k, v in metrics.items() if k.startswith("test_tpr_ratio_")},
         features=[
             FeatureInfo(

@@ -84,6 +84,10 @@ class Registration:
     champion: bool
     failed_gates: tuple[str, ...]
     artifact_sha256: str
+    # "needs_approval": only not-assessable gates are open; `riskscreen model approve` may
+    # make it champion with a recorded reason. "no": a gate failed.
+    verdict: str = "yes"
+    open_gates: tuple[str, ...] = ()
 
 
 def _flat_params(cfg: TrainConfig) -> dict[str, str]:
@@ -111,7 +115,7 @@ def register(
     mlflow.set_tracking_uri(settings.resolved_tracking_uri)
     mlflow.set_registry_uri(settings.resolved_tracking_uri)
     experiment_id = _experiment_id(mlc, cfg.experiment, settings)
-    failed = tuple(name for name, ok in result.gates.items() if not ok)
+    failed = result.failed_gates
     with mlflow.start_run(experiment_id=experiment_id) as run, tempfile.TemporaryDirectory() as tmp:
         mlflow.log_params(_flat_params(cfg))
         mlflow.log_metrics({k: v for k, v in result.evaluation.metrics.items() if v == v})
@@ -120,7 +124,10 @@ def register(
             "capacity_candidates.json",
         )
         mlflow.log_dict(result.label_counts, "label_counts.json")
-        mlflow.log_dict({"gates": result.gates}, "gates.json")
+        mlflow.log_dict(
+            {"gates": result.gates, "outcomes": [o.to_dict() for o in result.gate_outcomes]},
+            "gates.json",
+        )
         for attr, table in result.evaluation.fairness.items():
             mlflow.log_text(table.to_csv(), f"fairness/{attr}.csv")
         if report is not None:
@@ -150,9 +157,17 @@ def register(
         mlc.set_model_version_tag(cfg.model_name, version, key, value)
     digest = _hash_registered(mlc, cfg.model_name, str(version))
     mlc.set_model_version_tag(cfg.model_name, version, ARTIFACT_HASH_TAG, digest)
-    if not failed:
+    if result.verdict == "yes":
         mlc.set_registered_model_alias(cfg.model_name, settings.model_alias, version)
-    return Registration(str(version), run.info.run_id, not failed, failed, digest)
+    return Registration(
+        str(version),
+        run.info.run_id,
+        result.verdict == "yes",
+        failed,
+        digest,
+        result.verdict,
+        result.open_gates,
+    )
 
 
 def _requirements() -> list[str]:
@@ -179,6 +194,8 @@ def _version_tags(
         "config": cfg.model_dump_json(),
         "gates": json.dumps(result.gates),
         "gates_failed": ",".join(failed) or "none",
+        "gate_outcomes": json.dumps([o.to_dict() for o in result.gate_outcomes]),
+        "verdict": result.verdict,
         "trained_at": str(b.provenance.get("trained_at", "")),
     }
 

@@ -285,7 +285,7 @@ def test_a_registered_version_of_the_family_scores_and_replays(
     import mlflow
 
     settings = Settings(data_dir=tmp_path / "data")
-    cfg = TrainConfig.model_validate({"config_version": 1})
+    cfg = TrainConfig.model_validate({"config_version": 2})
     frame = cohort.intake.head(50)
     version = registry.register(_training_result(bundles[family], frame), cfg, settings).version
     loaded = registry.load_verified(settings, version)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import numpy as np
@@ -67,12 +68,18 @@ def test_a_failing_gate_keeps_the_alias_where_it_was(
     registered: tuple, trained: TrainingResult, small_config: TrainConfig
 ) -> None:
     settings, first = registered
-    failing = dataclasses.replace(trained, gates={**trained.gates, "ece": False})
+    outcomes = list(trained.gate_outcomes)
+    outcomes[0] = dataclasses.replace(outcomes[0], outcome="fail")
+    failing = dataclasses.replace(trained, gate_outcomes=outcomes, verdict="no")
     second = register(failing, small_config, settings)
-    assert not second.champion and second.failed_gates == ("ece",)
+    name = outcomes[0].name
+    assert not second.champion and second.failed_gates == (name,) and second.verdict == "no"
     mlc = client(settings)
     assert str(mlc.get_model_version_by_alias("riskscreen", "champion").version) == first.version
-    assert mlc.get_model_version("riskscreen", second.version).tags["gates_failed"] == "ece"
+    tags = mlc.get_model_version("riskscreen", second.version).tags
+    assert tags["gates_failed"] == name and tags["verdict"] == "no"
+    assert json.loads(tags["gate_outcomes"])[0]["outcome"] == "fail"
+    assert json.loads(tags["gates"])[name] is False
 
 
 def test_an_altered_artifact_is_refused_before_loading(

@@ -8,6 +8,7 @@ as missing content, not only as a crash.
 from __future__ import annotations
 
 import base64
+import html
 import math
 import re
 from dataclasses import dataclass
@@ -40,7 +41,7 @@ class Written:
 @pytest.fixture(scope="module")
 def cfg() -> TrainConfig:
     return TrainConfig(
-        config_version=1,
+        config_version=2,
         model={"candidates": [{"num_trees": 50, "num_leaves": 7}]},
         fairness={"bootstrap": 20, "min_group_size": 50},
     )
@@ -229,11 +230,15 @@ def test_fairness_tables_show_every_group_and_suppress_small_ones(synthetic: Wri
 
 def test_gates_are_shown_with_their_outcome(synthetic: Written) -> None:
     table = _section(synthetic.html, r'<table id="gates-table">(.*?)</table>')
-    for gate, passed in synthetic.result.gates.items():
-        row = _section(table, rf"<code>{gate}</code>(.*?)</tr>")
-        assert ("PASS" if passed else "FAIL") in row and ("FAIL" if passed else "PASS") not in row
+    shown = {"pass": "PASS", "fail": "FAIL", "not_assessable": "NOT ASSESSABLE"}
+    for gate in synthetic.result.gate_outcomes:
+        row = _section(table, rf"<code>{gate.name}</code>(.*?)</tr>")
+        assert shown[gate.outcome] in row
+        assert all(text not in row for o, text in shown.items() if o != gate.outcome)
+        assert html.escape(gate.criterion) in row
     outcome = _section(synthetic.html, r'<p id="gate-outcome">(.*?)</p>')
-    assert ("<strong>not</strong> made" in outcome) != synthetic.result.passed
+    verdict = {"yes": "PASS", "no": "FAIL", "needs_approval": "APPROVAL NEEDED"}
+    assert verdict[synthetic.result.verdict] in outcome
 
 
 def test_plots_and_explanations(synthetic: Written) -> None:

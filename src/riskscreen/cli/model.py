@@ -31,6 +31,15 @@ def train(
     outcome = train_and_register(
         config if config and config.exists() else None, load_settings(), echo=typer.echo
     )
+    if outcome.verdict == "needs_approval":
+        typer.echo(
+            f"Version {outcome.version} is registered; no gate failed, but these could not be "
+            f"assessed on these people: {', '.join(outcome.open_gates)}. It becomes champion "
+            f"after an auditor or admin approves it: riskscreen model approve --version "
+            f"{outcome.version} --reason TEXT (see the report).",
+            err=True,
+        )
+        raise typer.Exit(code=3)
     if not outcome.champion:
         typer.echo(
             f"Gates failed ({', '.join(outcome.failed_gates)}): version "

@@ -66,7 +66,11 @@ def run(
         typer.echo("no champion registered yet: training on the default synthetic cohort")
         registration = train_and_register(Path("configs/train.yaml"), settings, echo=typer.echo)
         if not registration.champion:
-            typer.echo("the trained model failed its gates; nothing to serve", err=True)
+            typer.echo(
+                f"the trained model is not champion ({registration.verdict.replace('_', ' ')}); "
+                "nothing to serve",
+                err=True,
+            )
             raise typer.Exit(code=2) from None
     audit, keys = stores(ctx)
     if keys.count(include_revoked=True) == 0:

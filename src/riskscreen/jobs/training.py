@@ -62,9 +62,9 @@ def train_and_register(
         data_card=data.data_card,
     )
     client(settings).log_artifact(registration.run_id, str(report))
-    gates = ", ".join(f"{k}={'pass' if v else 'FAIL'}" for k, v in result.gates.items())
+    gates = ", ".join(f"{o.name}={o.outcome}" for o in result.gate_outcomes)
     step(
         f"version {registration.version} registered; gates: {gates}; "
-        f"champion: {'yes' if registration.champion else 'no'}; report: {report}"
+        f"champion: {registration.verdict.replace('_', ' ')}; report: {report}"
     )
     return registration

@@ -13,8 +13,11 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from riskscreen.contract.schema import DEFAULT_FEATURES, FIELDS_BY_NAME
+from riskscreen.model.gate_rules import GateSettings
 
-CONFIG_VERSION = 1
+# 2: gates are decided on intervals (model/gates.py); max_ece gave way to the calibration
+# intercept and slope.
+CONFIG_VERSION = 2
 
 
 class _Strict(BaseModel):
@@ -98,21 +101,8 @@ class FairnessConfig(_Strict):
     seed: int = 7
 
 
-class GateConfig(_Strict):
-    """What a model must show before it may become `champion` (see evaluate.check_gates)."""
-
-    min_auc_gain_over_checklist: float = 0.05
-    max_ece: float = 0.02
-    # Per attribute: TPR ratio ≥ min_tpr_ratio, or ≥ tolerance × the benchmark ranking's ratio.
-    min_tpr_ratio: float = Field(0.8, ge=0, le=1)
-    tpr_ratio_tolerance: float = Field(0.9, ge=0, le=1)
-    # Per attribute: no large group's mean predicted risk is off its observed rate by more.
-    max_group_calibration_gap: float = Field(0.05, gt=0, le=1)
-    fairness_attributes: tuple[str, ...] = ("sex", "region_of_origin")
-
-
 class TrainConfig(_Strict):
-    config_version: Literal[1]
+    config_version: Literal[2]
     data: DataConfig = DataConfig()
     horizon_months: int = Field(24, ge=1, le=120)
     support_handling: Literal["exclude", "keep"] = "exclude"
@@ -123,7 +113,7 @@ class TrainConfig(_Strict):
     elevated_share: float = Field(0.25, ge=0, lt=1)
     checklist: ChecklistConfig = ChecklistConfig()
     fairness: FairnessConfig = FairnessConfig()
-    gates: GateConfig = GateConfig()
+    gates: GateSettings = GateSettings()
     model_name: str = "riskscreen"
     experiment: str = "riskscreen"
 

@@ -19,7 +19,7 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-from riskscreen.model.config import ChecklistConfig, FairnessConfig, GateConfig
+from riskscreen.model.config import ChecklistConfig, FairnessConfig
 
 AGE_BANDS = (18, 30, 40, 50, 65)
 AGE_LABELS = ("18-29", "30-39", "40-49", "50-64")
@@ -31,10 +31,15 @@ def age_band(age: pd.Series) -> pd.Series:
 
 
 def sensitive_frame(intake: pd.DataFrame) -> pd.DataFrame:
-    """The audit's grouping columns; a missing value is its own group, 'unknown'."""
+    """The audit's grouping columns; a missing value is its own group, 'unknown'.
+
+    An attribute the municipality does not record (no column) has no column here either: its
+    fairness gates are then not assessable, never passed (`gates.group_gates`).
+    """
     out = pd.DataFrame(index=intake.index)
     for name in ("sex", "region_of_origin", "disability", "permit_type"):
-        out[name] = intake[name].astype(object).where(intake[name].notna(), "unknown")
+        if name in intake:
+            out[name] = intake[name].astype(object).where(intake[name].notna(), "unknown")
     out["age_band"] = age_band(intake["age"]).astype(object)
     return out
 
@@ -297,36 +302,3 @@ def weighted_top_share_cut(p: np.ndarray, w: np.ndarray, share: float) -> float:
     order = np.argsort(-p, kind="stable")
     cum = np.cumsum(w[order]) / w.sum()
     return float(p[order][min(int(np.searchsorted(cum, share)), len(p) - 1)])
-
-
-def check_gates(metrics: dict[str, float], gates: GateConfig) -> dict[str, bool]:
-    """Each gate by name and whether it holds.
-
-    TPR ratio: when groups differ in need, even the true probabilities flag a smaller share of
-    the lower-need group's positives at a fixed capacity (on the default synthetic cohort the
-    oracle's ratio by sex is about 0.6). A gate of "ratio ≥ 0.8" alone would reject the best
-    possible model and push towards group-specific thresholds, i.e. using sex in the decision.
-    So the gate holds when the ratio reaches `min_tpr_ratio`, or when it is no worse than
-    `tpr_ratio_tolerance` times the benchmark's ratio: the oracle's on synthetic data, the
-    manual checklist's (the status quo) on real data. A NaN ratio (fewer than two groups large
-    enough to compare) holds, as "where both are large enough" says; the report shows it.
-    """
-    result = {
-        "auc_gain_over_checklist": metrics["test_roc_auc"]
-        >= metrics["test_checklist_roc_auc"] + gates.min_auc_gain_over_checklist,
-        "ece": metrics["test_ece"] <= gates.max_ece,
-    }
-    benchmark = "oracle" if "test_oracle_roc_auc" in metrics else "checklist"
-    for attr in gates.fairness_attributes:
-        ratio = metrics[f"test_tpr_ratio_{attr}"]
-        reference = metrics[f"test_{benchmark}_tpr_ratio_{attr}"]
-        result[f"tpr_ratio_{attr}"] = bool(
-            np.isnan(ratio)
-            or ratio >= gates.min_tpr_ratio
-            or ratio >= gates.tpr_ratio_tolerance * reference
-        )
-        gap = metrics[f"test_calibration_gap_{attr}"]
-        result[f"calibration_gap_{attr}"] = bool(
-            np.isnan(gap) or gap <= gates.max_group_calibration_gap
-        )
-    return result

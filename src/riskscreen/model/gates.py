@@ -25,17 +25,23 @@ data, the manual checklist (the status quo) on real data; see `group_gates`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
 
 from riskscreen.model.evaluate import checklist_flags
+from riskscreen.model.gate_rules import (
+    SEVERITY,
+    UNKNOWN,
+    Criterion,
+    GateOutcome,
+    GateSettings,
+    Verdict,
+    decided,
+    joined,
+)
 from riskscreen.model.gate_statistics import (
-    Interval,
     LargeGroups,
     RecallRatios,
     auc_gain,
@@ -46,124 +52,6 @@ from riskscreen.model.gate_statistics import (
     recall_ratio_margins,
     top_share_flags,
 )
-
-Outcome = Literal["pass", "fail", "not_assessable"]
-Verdict = Literal["yes", "needs_approval", "no"]
-_SEVERITY: dict[str, int] = {"pass": 0, "not_assessable": 1, "fail": 2}
-
-
-class GateSettings(BaseModel):
-    """The gates' criteria (proposed as keys of `GateConfig` in configs/train.yaml)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    # Two-sided level of every interval; 0.90 makes each pass and each fail a one-sided 5% test.
-    level: float = Field(0.90, gt=0.5, lt=1)
-    # Fewer labelled people than this: the calibration and AUC gates are not assessable.
-    min_people: int = Field(200, ge=10)
-    # |calibration intercept| ≤ 0.12 on the log-odds: 3 percentage points at a risk of 50%,
-    # an average error of about 0.025 on the default cohort, so a model at the old bar
-    # (true ECE 0.02, an intercept of about 0.10) is inside and a shift of 0.5 is far outside.
-    max_calibration_intercept: float = Field(0.12, gt=0)
-    # |slope − 1| ≤ 0.2: at a slope of 0.8 the log-odds must shrink by a fifth to be right
-    # (too extreme, the mark of overfitting), at 1.2 grow by a fifth (too timid).
-    max_calibration_slope_deviation: float = Field(0.2, gt=0, lt=1)
-    min_auc_gain_over_checklist: float = 0.05
-    # TPR ratio ≥ min_tpr_ratio, or ≥ tolerance × the benchmark ranking's ratio (README).
-    min_tpr_ratio: float = Field(0.8, ge=0, le=1)
-    tpr_ratio_tolerance: float = Field(0.9, ge=0, le=1)
-    # No large group's mean predicted risk off its reference by more than this.
-    max_group_calibration_gap: float = Field(0.05, gt=0, le=1)
-    fairness_attributes: tuple[str, ...] = ("sex", "region_of_origin")
-    min_group_size: int = Field(200, ge=1)
-    bootstrap: int = Field(400, ge=50)
-    seed: int = 7
-
-
-@dataclass(frozen=True)
-class Criterion:
-    """The statistic must lie in [at_least, at_most]; an open end is infinite."""
-
-    at_least: float = -np.inf
-    at_most: float = np.inf
-
-    def decide(self, interval: Interval) -> Outcome:
-        """Pass, fail or not assessable for an interval of the statistic."""
-        if np.isnan(interval.low) or np.isnan(interval.high):
-            return "not_assessable"
-        if interval.high < self.at_least or interval.low > self.at_most:
-            return "fail"
-        if interval.low >= self.at_least and interval.high <= self.at_most:
-            return "pass"
-        return "not_assessable"
-
-    def __str__(self) -> str:
-        if np.isinf(self.at_most):
-            return f">= {self.at_least:g}"
-        if np.isinf(self.at_least):
-            return f"<= {self.at_most:g}"
-        return f"in [{self.at_least:g}, {self.at_most:g}]"
-
-
-@dataclass(frozen=True)
-class GateOutcome:
-    """One gate's decision with the interval it was decided on, for the registry and report."""
-
-    name: str
-    outcome: Outcome
-    statistic: str
-    estimate: float
-    low: float
-    high: float
-    criterion: str
-    n: int
-    level: float
-    note: str = ""
-    details: Mapping[str, float] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready: NaN (not computed) becomes None, which strict JSON can carry."""
-        out = asdict(self)
-        out["details"] = {k: float(v) for k, v in self.details.items()}
-        for target in (out, out["details"]):
-            for key, value in target.items():
-                if isinstance(value, float) and np.isnan(value):
-                    target[key] = None
-        return out
-
-
-def _decided(
-    name: str,
-    statistic: str,
-    interval: Interval,
-    criterion: Criterion,
-    n: int,
-    cfg: GateSettings,
-    note: str = "",
-    details: Mapping[str, float] | None = None,
-) -> GateOutcome:
-    if not note and np.isnan(interval.low):
-        note = "the statistic could not be estimated on these people"
-    return GateOutcome(
-        name=name,
-        outcome=criterion.decide(interval),
-        statistic=statistic,
-        estimate=interval.estimate,
-        low=interval.low,
-        high=interval.high,
-        criterion=str(criterion),
-        n=n,
-        level=cfg.level,
-        note=note,
-        details=details or {},
-    )
-
-
-_UNKNOWN = Interval(float("nan"), float("nan"), float("nan"))
-
-
-def _joined(*notes: str) -> str:
-    return "; ".join(n for n in notes if n)
 
 
 def calibration_gates(
@@ -179,10 +67,10 @@ def calibration_gates(
     """
     d, e = settings.max_calibration_intercept, settings.max_calibration_slope_deviation
     short = _too_few_people(y, settings.min_people)
-    intercept = _UNKNOWN if short else calibration_intercept(y, p, w, settings.level)
-    slope = _UNKNOWN if short else calibration_slope(y, p, w, settings.level)
+    intercept = UNKNOWN if short else calibration_intercept(y, p, w, settings.level)
+    slope = UNKNOWN if short else calibration_slope(y, p, w, settings.level)
     return [
-        _decided(
+        decided(
             "calibration_intercept",
             "calibration intercept (log-odds, slope held at 1)",
             intercept,
@@ -191,7 +79,7 @@ def calibration_gates(
             settings,
             short,
         ),
-        _decided(
+        decided(
             "calibration_slope",
             "calibration slope on the log-odds",
             slope,
@@ -215,10 +103,10 @@ def auc_gate(
 ) -> GateOutcome:
     """ROC AUC gain over the four-factor checklist on the same people (paired interval)."""
     short = _too_few_people(y, settings.min_people)
-    return _decided(
+    return decided(
         "auc_gain_over_checklist",
         "ROC AUC of the model minus that of the checklist",
-        _UNKNOWN if short else auc_gain(y, p, checklist, w, settings.level),
+        UNKNOWN if short else auc_gain(y, p, checklist, w, settings.level),
         Criterion(at_least=settings.min_auc_gain_over_checklist),
         len(y),
         settings,
@@ -263,6 +151,7 @@ def group_gates(
     groupings = {
         attr: large_groups(sensitive_features[attr], y, w, cfg.min_group_size)
         for attr in cfg.fairness_attributes
+        if attr in sensitive_features
     }
     comparable = [attr for attr, groups in groupings.items() if len(groups.names) >= 2]
     margins = recall_ratio_margins(
@@ -279,10 +168,40 @@ def group_gates(
     )
     ratios = dict(zip(comparable, margins, strict=True))
     out = []
-    for attr, groups in groupings.items():
-        out.append(_tpr_gate(attr, ratios.get(attr), benchmark, groups, cfg))
-        out.append(_gap_gate(attr, y, p, w, oracle_p, groups, cfg))
+    for attr in cfg.fairness_attributes:
+        if attr not in groupings:
+            out += _not_recorded(attr, cfg)
+            continue
+        out.append(_tpr_gate(attr, ratios.get(attr), benchmark, groupings[attr], cfg))
+        out.append(_gap_gate(attr, y, p, w, oracle_p, groupings[attr], cfg))
     return out
+
+
+def _not_recorded(attr: str, cfg: GateSettings) -> list[GateOutcome]:
+    """An attribute the municipality does not record: its gates cannot be assessed, and so
+    they are never passed (a version then needs a recorded approval)."""
+    note = f"{attr} is not recorded in this data: the gate cannot be assessed"
+    c = cfg.max_group_calibration_gap
+    return [
+        decided(
+            f"tpr_ratio_{attr}",
+            "lowest / highest group TPR",
+            UNKNOWN,
+            Criterion(0.0),
+            0,
+            cfg,
+            note,
+        ),
+        decided(
+            f"calibration_gap_{attr}",
+            "group calibration gap",
+            UNKNOWN,
+            Criterion(-c, c),
+            0,
+            cfg,
+            note,
+        ),
+    ]
 
 
 def _small_note(groups: LargeGroups, cfg: GateSettings) -> str:
@@ -300,8 +219,8 @@ def _tpr_gate(
         required = f"min({required}, {cfg.tpr_ratio_tolerance:g} × the {benchmark}'s ratio)"
     name, statistic = f"tpr_ratio_{attr}", f"lowest / highest group TPR minus {required}"
     if r is None:
-        note = _joined("fewer than two groups large enough", _small_note(groups, cfg))
-        return _decided(name, statistic, _UNKNOWN, Criterion(0.0), groups.n, cfg, note)
+        note = joined("fewer than two groups large enough", _small_note(groups, cfg))
+        return decided(name, statistic, UNKNOWN, Criterion(0.0), groups.n, cfg, note)
     details = {"model_tpr_ratio": r.model_ratio, "required_tpr_ratio": r.required_ratio}
     details |= {f"model_tpr[{g}]": t for g, t in zip(groups.names, r.model_tpr, strict=True)}
     if benchmark != "none":
@@ -309,7 +228,7 @@ def _tpr_gate(
         for g, t in zip(groups.names, r.benchmark_tpr, strict=True):
             details[f"{benchmark}_tpr[{g}]"] = t
     note = _small_note(groups, cfg)
-    return _decided(name, statistic, r.margin, Criterion(0.0), groups.n, cfg, note, details)
+    return decided(name, statistic, r.margin, Criterion(0.0), groups.n, cfg, note, details)
 
 
 def _gap_gate(
@@ -333,11 +252,11 @@ def _gap_gate(
     what = "observed rate" if oracle_p is None else "true probability"
     statistic = f"group mean predicted risk minus mean {what}, worst group"
     if not groups.names:
-        note = _joined("no group large enough", _small_note(groups, cfg))
-        return _decided(name, statistic, _UNKNOWN, Criterion(-c, c), 0, cfg, note)
+        note = joined("no group large enough", _small_note(groups, cfg))
+        return decided(name, statistic, UNKNOWN, Criterion(-c, c), 0, cfg, note)
     level = 1 - (1 - cfg.level) / len(groups.names)
     gaps = group_mean_gaps(p, reference, w, groups.codes, level)
-    severity = [_SEVERITY[Criterion(-c, c).decide(gap)] for gap in gaps]
+    severity = [SEVERITY[Criterion(-c, c).decide(gap)] for gap in gaps]
     worst = max(range(len(gaps)), key=lambda i: (severity[i], abs(gaps[i].estimate)))
     details = {f"gap[{g}]": gap.estimate for g, gap in zip(groups.names, gaps, strict=True)}
     if oracle_p is not None:
@@ -346,8 +265,8 @@ def _gap_gate(
             for g, o in zip(groups.names, observed, strict=True):
                 details[f"{label}_gap_to_observed[{g}]"] = o.estimate
     note = f"worst group {groups.names[worst]}; each group at level {level:.3f}"
-    note = _joined(note, _small_note(groups, cfg))
-    return _decided(name, statistic, gaps[worst], Criterion(-c, c), groups.n, cfg, note, details)
+    note = joined(note, _small_note(groups, cfg))
+    return decided(name, statistic, gaps[worst], Criterion(-c, c), groups.n, cfg, note, details)
 
 
 def decide_gates(

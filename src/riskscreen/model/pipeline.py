@@ -22,11 +22,12 @@ from riskscreen.model.bundle import ModelBundle
 from riskscreen.model.config import TrainConfig
 from riskscreen.model.evaluate import (
     Evaluation,
-    check_gates,
     checklist_factors,
     evaluate_test,
     sensitive_frame,
 )
+from riskscreen.model.gate_rules import GateOutcome, Verdict
+from riskscreen.model.gates import champion_allowed, decide_gates
 from riskscreen.model.train import (
     CandidateResult,
     YearSplit,
@@ -97,15 +98,30 @@ class TrainingResult:
     split: YearSplit
     label_counts: dict[str, int]
     split_sizes: dict[str, int]
-    gates: dict[str, bool]
+    gate_outcomes: list[GateOutcome]
+    verdict: Verdict  # "yes": champion now; "needs_approval": only not-assessable gates open
     importance: pd.Series  # mean |contribution| per field on the test cohort
     test_frame: pd.DataFrame  # test intake rows with y, weight, probability (for the report)
     test_contributions: np.ndarray
     provenance: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def gates(self) -> dict[str, bool]:
+        """Each gate and whether it passed (true only for a pass), as clients have read them."""
+        return {o.name: o.outcome == "pass" for o in self.gate_outcomes}
+
+    @property
+    def failed_gates(self) -> tuple[str, ...]:
+        return tuple(o.name for o in self.gate_outcomes if o.outcome == "fail")
+
+    @property
+    def open_gates(self) -> tuple[str, ...]:
+        """The gates that could not be assessed: an approval must answer for these."""
+        return tuple(o.name for o in self.gate_outcomes if o.outcome == "not_assessable")
+
+    @property
     def passed(self) -> bool:
-        return all(self.gates.values())
+        return self.verdict == "yes"
 
 
 def _labelled(
@@ -129,7 +145,9 @@ def run_training(
     """Label, split, fit, calibrate, threshold and evaluate; no I/O besides logging."""
     step("labelling with censoring weights")
     frame, split, counts = _labelled(data, cfg)
-    spec = FeatureSpec(cfg.features)
+    # A field the municipality does not record cannot be a feature: the version is trained,
+    # registered and served without it (and its request schema does not ask for it).
+    spec = FeatureSpec(tuple(f for f in cfg.features if f not in data.not_recorded))
     parts = {}
     for name in ("train", "calibration", "validation", "test"):
         part = frame[frame["split"] == name]
@@ -151,18 +169,31 @@ def run_training(
             .merge(data.oracle, on="case_ref", how="left")["p_long_settlement"]
             .to_numpy()
         )
+    checklist = checklist_factors(test, cfg.checklist)
+    oracle_p = test["oracle"].to_numpy() if "oracle" in test else None
     evaluation = evaluate_test(
         y_test,
         test["probability"].to_numpy(),
         w_test,
         bundle.thresholds.flag,
-        checklist=checklist_factors(test, cfg.checklist),
+        checklist=checklist,
         logreg_p=test["logreg"].to_numpy(),
-        oracle_p=test["oracle"].to_numpy() if "oracle" in test else None,
+        oracle_p=oracle_p,
         sensitive_features=sensitive_frame(test),
         fairness=cfg.fairness,
     )
-    gates = check_gates(evaluation.metrics, cfg.gates)
+    gate_outcomes = decide_gates(
+        y_test,
+        test["probability"].to_numpy(),
+        w_test,
+        threshold=bundle.thresholds.flag,
+        checklist=checklist,
+        sensitive_features=sensitive_frame(test),
+        oracle_p=oracle_p,
+        settings=cfg.gates.model_copy(
+            update={"min_group_size": cfg.fairness.min_group_size, "seed": cfg.fairness.seed}
+        ),
+    )
     importance = pd.Series(np.abs(contrib).mean(axis=0), index=list(spec.fields)).sort_values(
         ascending=False
     )
@@ -190,7 +221,8 @@ def run_training(
         split=split,
         label_counts=counts,
         split_sizes={k: len(v[1]) for k, v in parts.items()},
-        gates=gates,
+        gate_outcomes=gate_outcomes,
+        verdict=champion_allowed(gate_outcomes),
         importance=importance,
         test_frame=test,
         test_contributions=contrib,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +17,7 @@ import pandas as pd
 
 from riskscreen.contract.schema import FIELDS_BY_NAME, GROUPS_BY_NAME
 from riskscreen.explain.reasons import group_contributions
-from riskscreen.model.config import GateConfig, TrainConfig
+from riskscreen.model.config import TrainConfig
 from riskscreen.model.families import EBM, LINEAR, TREES
 from riskscreen.reports.comparison import format_metric
 from riskscreen.reports.figures import GROUP_COLOURS
@@ -178,48 +177,41 @@ def fairness_section(result: TrainingResult, cfg: TrainConfig) -> list[dict[str,
     return out
 
 
-def _benchmark(metrics: Mapping[str, float]) -> str:
-    """The ranking a TPR ratio is judged against: the oracle's on synthetic data, else the
-    checklist's (the status quo), as in `evaluate.check_gates`."""
-    return "oracle" if "test_oracle_roc_auc" in metrics else "checklist"
+def _interval(estimate: float, low: float, high: float) -> str:
+    if math.isnan(estimate):
+        return "–"
+    if math.isnan(low):
+        return f"{estimate:.4f}"
+    return f"{estimate:.4f} [{low:.4f}, {high:.4f}]"
 
 
-def _gate_rule(name: str, m: Mapping[str, float], g: GateConfig) -> tuple[str, str]:
-    """(rule, observed) for one gate; a gate this report does not know still gets a row."""
-    if name == "auc_gain_over_checklist":
-        return (
-            f"test_roc_auc ≥ test_checklist_roc_auc + {g.min_auc_gain_over_checklist}",
-            f"{m['test_roc_auc']:.4f} vs {m['test_checklist_roc_auc']:.4f}",
-        )
-    if name == "ece":
-        return f"test_ece ≤ {g.max_ece}", format_metric("test_ece", m["test_ece"])
-    if name.startswith("tpr_ratio_"):
-        attr, bench = name.removeprefix("tpr_ratio_"), _benchmark(m)
-        ratio, ref = f"test_tpr_ratio_{attr}", f"test_{bench}_tpr_ratio_{attr}"
-        return (
-            f"{ratio} ≥ {g.min_tpr_ratio}, or ≥ {g.tpr_ratio_tolerance} × {ref} "
-            f"({bench} benchmark); holds when not assessable",
-            f"{format_metric(ratio, m.get(ratio, math.nan))} vs "
-            f"{format_metric(ref, m.get(ref, math.nan))}",
-        )
-    if name.startswith("calibration_gap_"):
-        gap = f"test_{name}"
-        return (
-            f"{gap} ≤ {g.max_group_calibration_gap} (largest |mean predicted − observed| "
-            "among reportable groups); holds when not assessable",
-            format_metric(gap, m.get(gap, math.nan)),
-        )
-    return "see evaluate.check_gates", "–"
+_VERDICTS = {
+    "yes": "every gate passed: this version is registered and the alias champion moves to it",
+    "needs_approval": (
+        "no gate failed, but some could not be assessed on these people: the version is "
+        "registered and becomes champion only after an auditor or admin records an approval "
+        "(riskscreen model approve)"
+    ),
+    "no": "at least one gate failed: the version is registered for the record, not served",
+}
 
 
 def gates_section(result: TrainingResult, cfg: TrainConfig) -> dict[str, Any]:
-    """Each registration gate with its rule and the observed value, then the overall outcome."""
-    m = result.evaluation.metrics
-    rows = []
-    for name, ok in result.gates.items():
-        rule, observed = _gate_rule(name, m, cfg.gates)
-        rows.append({"name": name, "rule": rule, "observed": observed, "passed": ok})
-    return {"rows": rows, "passed": all(result.gates.values())}
+    """Each gate with its statistic, interval, criterion and outcome, then the verdict."""
+    rows = [
+        {
+            "name": o.name,
+            "statistic": o.statistic,
+            "criterion": o.criterion,
+            "observed": _interval(o.estimate, o.low, o.high),
+            "level": f"{o.level:.0%}",
+            "n": f"{o.n:,}",
+            "outcome": o.outcome,
+            "note": o.note,
+        }
+        for o in result.gate_outcomes
+    ]
+    return {"rows": rows, "verdict": result.verdict, "verdict_text": _VERDICTS[result.verdict]}
 
 
 def features_section(result: TrainingResult) -> list[dict[str, Any]]:

@@ -271,7 +271,7 @@ def test_training_reads_the_export_through_the_configured_mapping(tmp_path: Path
 
     intake, outcomes, mapping = write_export(tmp_path)
     files = {"source": "files", "intake_path": intake, "outcomes_path": outcomes}
-    cfg = TrainConfig.model_validate({"config_version": 1, "data": files | {"mapping": mapping}})
+    cfg = TrainConfig.model_validate({"config_version": 2, "data": files | {"mapping": mapping}})
     training = load_training_data(cfg)
     expected_intake, expected_outcomes = _expected(tmp_path)
     pd.testing.assert_frame_equal(training.intake, expected_intake)
@@ -280,7 +280,7 @@ def test_training_reads_the_export_through_the_configured_mapping(tmp_path: Path
     assert training.not_recorded == ("driving_licence",)
     assert training.coverage is not None and training.coverage["ok"] is True
     with pytest.raises(ValueError, match="a mapping reads files"):
-        TrainConfig.model_validate({"config_version": 1, "data": {"mapping": mapping}})
+        TrainConfig.model_validate({"config_version": 2, "data": {"mapping": mapping}})
 
 
 def test_a_lookup_by_year_and_a_unit_multiplied(tmp_path: Path) -> None:

@@ -132,7 +132,7 @@ def test_comparison_table_has_one_column_per_comparator() -> None:
             metrics={"test_share_flagged": 0.5, "test_roc_auc": 0.93, "test_oracle_roc_auc": 0.95}
         ),
     )
-    table = comparison_table(result, TrainConfig(config_version=1))  # type: ignore[arg-type]
+    table = comparison_table(result, TrainConfig(config_version=2))  # type: ignore[arg-type]
     assert list(table.columns) == [
         "Model",
         "Checklist baseline",

@@ -30,6 +30,7 @@ from riskscreen.model.evaluate import (
     sensitive_frame,
     weighted_top_share_cut,
 )
+from riskscreen.model.gate_rules import Criterion, GateOutcome, GateSettings, Outcome
 from riskscreen.model.gate_statistics import (
     Interval,
     auc_gain,
@@ -39,10 +40,6 @@ from riskscreen.model.gate_statistics import (
     log_odds,
 )
 from riskscreen.model.gates import (
-    Criterion,
-    GateOutcome,
-    GateSettings,
-    Outcome,
     calibration_gates,
     champion_allowed,
     decide_gates,
@@ -309,3 +306,29 @@ def test_intervals_agree_with_a_weighted_bootstrap_over_people() -> None:
     mu = expit(full[0].estimate + log_odds(p))
     as_frequencies = 1 / np.sqrt(np.sum(w * mu * (1 - mu)))
     assert as_frequencies < 0.8 * replicates[:, 0].std()
+
+
+def test_an_attribute_not_recorded_is_not_assessable_never_passed() -> None:
+    rng = np.random.default_rng(5)
+    n = 4000
+    p = rng.uniform(0.1, 0.9, n)
+    y = (rng.random(n) < p).astype(float)
+    w = np.ones(n)
+    region = pd.DataFrame({"region_of_origin": rng.choice(["a", "b"], n)})  # sex not recorded
+    settings = GateSettings(fairness_attributes=("sex", "region_of_origin"), bootstrap=50)
+    outcomes = decide_gates(
+        y,
+        p,
+        w,
+        threshold=0.7,
+        checklist=np.zeros(n),
+        sensitive_features=region,
+        oracle_p=p,
+        settings=settings,
+    )
+    by_name = {o.name: o for o in outcomes}
+    for name in ("tpr_ratio_sex", "calibration_gap_sex"):
+        assert by_name[name].outcome == "not_assessable"
+        assert "sex is not recorded" in by_name[name].note
+    assert by_name["calibration_gap_region_of_origin"].outcome != "not_assessable"
+    assert champion_allowed(outcomes) != "yes"

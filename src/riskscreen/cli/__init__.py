@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import typer
 
-from riskscreen.cli import audit, data, keys, mapping, model, serve
+from riskscreen.cli import audit, data, keys, mapping, model, serve, versions
 
 HELP = "riskscreen: explainable, audited risk of a long settlement time at refugee intake."
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=HELP)
@@ -34,3 +34,4 @@ for command in (data.synth, data.validate, model.train, model.score, serve.serve
 app.add_typer(keys.app, name="keys")
 app.add_typer(audit.app, name="audit")
 app.add_typer(mapping.app, name="mapping")
+app.add_typer(versions.app, name="model")

@@ -63,3 +63,29 @@ def test_api_and_batch_scoring_give_identical_numbers(
         assert (str(row["band"]), bool(row["flagged"])) == (score["band"], score["flagged"])
         for c in score["contributions"]:
             assert row[f"contribution_{c['field']}"] == c["contribution"], c["field"]
+
+
+def test_a_table_may_leave_out_what_the_model_does_not_read(
+    small_cohort: Cohort, registered: tuple[Settings, Registration], tmp_path: Path
+) -> None:
+    """As the API does: sex and region of origin are never features, so a table without them
+    scores; a table without a field the model reads names it and writes nothing."""
+    settings, _ = registered
+    env = {"RISKSCREEN_DATA_DIR": str(settings.data_dir), "RISKSCREEN_AUDIT_URL": None}
+    intake = small_cohort.intake.iloc[:20]
+    runs = {}
+    for name, frame in (
+        ("without_audit_fields", intake.drop(columns=["sex", "region_of_origin"])),
+        ("without_a_feature", intake.drop(columns=["disability"])),
+    ):
+        frame.to_parquet(tmp_path / f"{name}.parquet", index=False)
+        out = tmp_path / f"{name}-scores.parquet"
+        args = ["score", "--input", str(tmp_path / f"{name}.parquet"), "--output", str(out)]
+        runs[name] = (CliRunner().invoke(cli, args, env=env), out)
+    done, out = runs["without_audit_fields"]
+    assert done.exit_code == 0, done.output
+    scores = pd.read_parquet(out)
+    assert len(scores) == 20 and set(scores["horizon_months"]) == {24}
+    refused, out = runs["without_a_feature"]
+    assert refused.exit_code == 1 and "column disability" in refused.output
+    assert not out.exists()

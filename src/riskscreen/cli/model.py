@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -49,8 +50,14 @@ def train(
         raise typer.Exit(code=2)
 
 
-def _intake_or_exit(path: Path, mapping: Path | None) -> tuple[pd.DataFrame, tuple[str, ...]]:
-    """The canonical intake and the fields not recorded, or every problem and exit code 1."""
+def _intake_or_exit(
+    path: Path, mapping: Path | None, unused: Collection[str]
+) -> tuple[pd.DataFrame, tuple[str, ...]]:
+    """The canonical intake and the fields not recorded, or every problem and exit code 1.
+
+    A table in the contract's form may leave out the `unused` fields (those the model does not
+    read), as the API does; a mapping says for itself what is not recorded.
+    """
     from riskscreen.contract import data, read
     from riskscreen.contract.export import read_export
     from riskscreen.contract.problems import DataValidationError
@@ -58,9 +65,10 @@ def _intake_or_exit(path: Path, mapping: Path | None) -> tuple[pd.DataFrame, tup
     problems: list[Problem] = []
     if mapping is None:
         frame = read.read_table(path)
-        problems = data.validate_intake_frame(frame, path.name)
+        absent = tuple(f for f in unused if f not in frame.columns)
+        problems = data.validate_intake_frame(frame, path.name, not_recorded=absent)
         if not problems:
-            return data.to_canonical_intake(frame), ()
+            return data.to_canonical_intake(frame, absent), absent
     else:
         try:
             export = read_export(path, None, load_mapping_or_exit(mapping))
@@ -92,13 +100,19 @@ def score(
 
     mlflow_environment()
     from riskscreen import registry
+    from riskscreen.contract.schema import INTAKE_FIELDS
     from riskscreen.model.scoring import score_frame
 
     settings = load_settings()
     name, version, alias = registry.parse_model_uri(model_uri or settings.model_uri)
     settings = settings.model_copy(update={"model_name": name, "model_alias": alias or "champion"})
-    intake, not_recorded = _intake_or_exit(input, mapping)
     loaded = registry.load_verified(settings, version)
+    unused = [
+        f.name
+        for f in INTAKE_FIELDS
+        if f.role in ("feature", "audit") and f.name not in loaded.bundle.spec.fields
+    ]
+    intake, not_recorded = _intake_or_exit(input, mapping, unused)
     needed = [f for f in loaded.bundle.spec.fields if f in not_recorded]
     if needed:
         typer.echo(
@@ -110,6 +124,7 @@ def score(
     scores = score_frame(intake, loaded.bundle)
     scores.insert(0, "case_ref", intake["case_ref"].to_numpy())
     scores["model_version"] = loaded.version
+    scores["horizon_months"] = loaded.bundle.horizon_months
     scores["explainer"] = loaded.bundle.explainer
     output.parent.mkdir(parents=True, exist_ok=True)
     scores.to_parquet(output, index=False)

@@ -25,7 +25,7 @@ test: install
 	bash scripts/test
 
 lint: install
-	$(VENV)/bin/ruff check src service tests bench
+	$(VENV)/bin/ruff check src service tests bench examples
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports --no-cache
 

@@ -11,6 +11,8 @@ import typer
 from riskscreen.cli.common import configure_logging, load_settings
 from riskscreen.cli.mapping import load_mapping_or_exit
 
+DEFAULT_CONFIG = Path("configs/train.yaml")
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -18,9 +20,10 @@ if TYPE_CHECKING:
 
 
 def train(
-    config: Annotated[Path | None, typer.Option(help="Training config YAML.")] = Path(
-        "configs/train.yaml"
-    ),
+    config: Annotated[
+        Path | None,
+        typer.Option(help="Training config YAML (default: configs/train.yaml if it exists)."),
+    ] = None,
 ) -> None:
     """Train, evaluate, register in MLflow, and make it `champion` if every gate holds."""
     from riskscreen.registry import mlflow_environment
@@ -29,9 +32,11 @@ def train(
     configure_logging()
     from riskscreen.jobs.training import train_and_register
 
-    outcome = train_and_register(
-        config if config and config.exists() else None, load_settings(), echo=typer.echo
-    )
+    if config is not None and not config.is_file():
+        raise typer.BadParameter(f"no config file at {config}", param_hint="--config")
+    if config is None and DEFAULT_CONFIG.is_file():
+        config = DEFAULT_CONFIG
+    outcome = train_and_register(config, load_settings(), echo=typer.echo)
     if outcome.verdict == "needs_approval":
         typer.echo(
             f"Version {outcome.version} is registered; no gate failed, but these could not be "

@@ -92,6 +92,7 @@ def component_steps(ctx: _Ctx, n: int) -> list[Step]:
         "version": ctx.loaded.version,
         "data_kind": "synthetic",
         "trained_at": "",
+        "horizon_months": b.horizon_months,
     }
     payload = score_payload(ctx.key, "BENCH-1", ctx.intake, ctx.result, ctx.loaded)
     record = ctx.audit.append("score", payload)

@@ -161,7 +161,9 @@ def tiny_model() -> LoadedModel:
     y = (rng.random(len(x)) < 1 / (1 + np.exp(-logit))).astype(float)
     cfg = ModelConfig(num_threads=1)
     booster = fit_trees(x, y, np.ones(len(x)), spec, cfg, TreeCandidate(num_trees=30, num_leaves=7))
-    bundle = ModelBundle(booster, spec, Calibration(0.9, -0.1), Thresholds(0.6, 0.45))
+    bundle = ModelBundle(
+        booster, spec, Calibration(0.9, -0.1), Thresholds(0.6, 0.45), {"horizon_months": 24}
+    )
     return LoadedModel(bundle, "riskscreen", "1", "0" * 64, {})
 
 

@@ -40,6 +40,7 @@ from riskscreen.model.config import ModelConfig, TrainConfig, TreeCandidate
 from riskscreen.model.ebm import MainEffectsEBM
 from riskscreen.model.evaluate import Evaluation
 from riskscreen.model.families import EBM, EBM_TERMS, LINEAR, LINEAR_TERMS, TREES
+from riskscreen.model.gate_rules import GateOutcome
 from riskscreen.model.linear import PenalizedLogistic
 from riskscreen.model.pipeline import TrainingResult
 from riskscreen.model.scoring import Scorer, score_frame
@@ -256,7 +257,7 @@ def test_the_pyfunc_predicts_the_served_probabilities(
 
 def _training_result(bundle: ModelBundle, frame: pd.DataFrame) -> TrainingResult:
     """What `registry.register` reads of a training run, for a bundle fitted here."""
-    bundle = dataclasses.replace(bundle, provenance=dict(bundle.provenance))
+    bundle = dataclasses.replace(bundle, provenance={**bundle.provenance, "horizon_months": 24})
     test = frame.assign(probability=score_frame(frame, bundle)["probability"])
     return TrainingResult(
         bundle=bundle,
@@ -266,7 +267,20 @@ def _training_result(bundle: ModelBundle, frame: pd.DataFrame) -> TrainingResult
         split=YearSplit((), (), (), ()),
         label_counts={},
         split_sizes={},
-        gates={"ece": True},
+        gate_outcomes=[
+            GateOutcome(
+                "auc_gain_over_checklist",
+                "pass",
+                "ROC AUC gain",
+                0.1,
+                0.05,
+                0.15,
+                ">= 0.05",
+                100,
+                0.9,
+            )
+        ],
+        verdict="yes",
         importance=pd.Series(dtype=float),
         test_frame=test,
         test_contributions=np.empty((0, len(SPEC.fields))),

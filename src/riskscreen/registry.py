@@ -123,6 +123,8 @@ def register(
             {"candidates": [asdict(c) for c in result.candidates], "chosen": result.chosen},
             "capacity_candidates.json",
         )
+        if result.families is not None:
+            mlflow.log_text(result.families.to_csv(index=False), "families.csv")
         mlflow.log_dict(result.label_counts, "label_counts.json")
         mlflow.log_dict(
             {"gates": result.gates, "outcomes": [o.to_dict() for o in result.gate_outcomes]},
@@ -186,6 +188,8 @@ def _version_tags(
         "schema_sha256": str(result.provenance["schema_sha256"]),
         "horizon_months": str(cfg.horizon_months),
         "features": ",".join(b.spec.fields),
+        "design": str(result.provenance.get("design", "split")),
+        "family": b.family.name,
         "unknown_fields": ",".join(b.unknown_fields) or "none",
         "threshold": repr(b.thresholds.flag),
         "calibration": json.dumps(

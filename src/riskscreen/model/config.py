@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from riskscreen.contract.schema import DEFAULT_FEATURES, FIELDS_BY_NAME
 from riskscreen.model.gate_rules import GateSettings
@@ -101,12 +101,79 @@ class FairnessConfig(_Strict):
     seed: int = 7
 
 
+class SmallTreesConfig(BaseModel):
+    """How much the trees may learn at this size (see the module docstring).
+
+    Four leaves, the fewest the design allows for trees: on the synthetic cohorts of 2,000 and
+    10,000 people fewer leaves ranked better (the truth is nearly additive), and a family that can
+    learn interactions is the reason to keep trees among the candidates at all.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    num_leaves: int = Field(4, ge=2, le=8)
+    # min_data_in_leaf = max(min_data_in_leaf, min_leaf_share × training rows): at 2,000 rows
+    # 20 people, at 20,000 rows 200, so a leaf's risk stays an estimate, not an anecdote.
+    min_data_in_leaf: int = Field(20, ge=1)
+    min_leaf_share: float = Field(0.01, ge=0, lt=0.5)
+    learning_rate: float = Field(0.05, gt=0, le=1)
+    lambda_l2: float = Field(1.0, ge=0)
+    max_trees: int = Field(1000, ge=10, le=5000)
+    early_stopping_rounds: int = Field(50, ge=5)
+
+
+FamilyName = Literal["linear", "ebm", "trees"]
+
+
+class SmallDesignConfig(BaseModel):
+    """Forward-chaining folds, the candidate families and how the choice between them is made.
+
+    The defaults suit 2,000 people over about ten intake years (some 150 labelled a year): three
+    predicted years give some 450 out-of-fold people, and the first model still sees six years.
+    The minimum sizes let through 500 labelled people over ten years (about 50 a year), the
+    smallest cohort the design is meant for; below that no year's AUC or calibration means much.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    test_years: int = Field(3, ge=1)  # k: the newest years, each predicted from those before
+    min_per_year: int = Field(50, ge=1)  # fewest labelled people in each predicted year
+    min_train: int = Field(300, ge=1)  # fewest labelled people in the first training window
+    candidates: tuple[FamilyName, ...] = ("linear", "ebm", "trees")
+    # A simpler family wins when its AUC is below the best by less than noise_z bootstrap SEs.
+    noise_z: float = Field(1.0, ge=0)
+    bootstrap: int = Field(200, ge=20)
+    seed: int = 7
+    trees: SmallTreesConfig = SmallTreesConfig()
+
+    @field_validator("candidates")
+    @classmethod
+    def _distinct(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value or len(set(value)) != len(value):
+            raise ValueError("candidates must name at least one family, each once")
+        return value
+
+
+class DesignConfig(_Strict):
+    """Which design trains: a held-out split of intake years for large cohorts, forward-chaining
+    folds for small ones (`small_cohort_up_to` labelled people or fewer, when `kind` is auto).
+
+    At 20,000 labelled people the held-out test years hold some 4,000: enough to decide a gate
+    on; below that, the out-of-fold design uses every person (DESIGN.md, "Small cohorts").
+    """
+
+    kind: Literal["auto", "split", "small_cohort"] = "auto"
+    small_cohort_up_to: int = Field(20_000, ge=0)
+    folds: SmallDesignConfig = SmallDesignConfig()
+
+
 class TrainConfig(_Strict):
     config_version: Literal[2]
     data: DataConfig = DataConfig()
     horizon_months: int = Field(24, ge=1, le=120)
     support_handling: Literal["exclude", "keep"] = "exclude"
     features: tuple[str, ...] = DEFAULT_FEATURES
+    design: DesignConfig = DesignConfig()
     split: SplitConfig = SplitConfig()
     model: ModelConfig = ModelConfig()
     capacity: float = Field(0.25, gt=0, lt=1)

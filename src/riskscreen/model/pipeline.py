@@ -26,8 +26,10 @@ from riskscreen.model.evaluate import (
     evaluate_test,
     sensitive_frame,
 )
+from riskscreen.model.folds import forward_folds, out_of_fold
 from riskscreen.model.gate_rules import GateOutcome, Verdict
 from riskscreen.model.gates import champion_allowed, decide_gates
+from riskscreen.model.small_design import fit_small_design
 from riskscreen.model.train import (
     CandidateResult,
     YearSplit,
@@ -104,6 +106,9 @@ class TrainingResult:
     test_frame: pd.DataFrame  # test intake rows with y, weight, probability (for the report)
     test_contributions: np.ndarray
     provenance: dict[str, Any] = field(default_factory=dict)
+    # The small-cohort design's candidate families on out-of-fold data, and why one was chosen.
+    families: pd.DataFrame | None = None
+    family_reason: str = ""
 
     @property
     def gates(self) -> dict[str, bool]:
@@ -124,30 +129,72 @@ class TrainingResult:
         return self.verdict == "yes"
 
 
-def _labelled(
-    data: TrainingData, cfg: TrainConfig
-) -> tuple[pd.DataFrame, YearSplit, dict[str, int]]:
-    labels = make_labels(
+def _labels(data: TrainingData, cfg: TrainConfig) -> pd.DataFrame:
+    return make_labels(
         data.intake, data.outcomes, horizon_months=cfg.horizon_months, support=cfg.support_handling
     )
-    split = temporal_split(labels, cfg.split)
+
+
+def _frame(data: TrainingData, labels: pd.DataFrame, keep: np.ndarray) -> pd.DataFrame:
+    """The intake rows kept, with their label `y` and censoring weight `weight`."""
     frame = data.intake.reset_index(drop=True).copy()
     frame["y"] = labels["long_settlement"].to_numpy(dtype=float, na_value=np.nan)
     frame["weight"] = labels["ipcw_weight"].to_numpy()
-    frame["split"] = split.assign(labels["intake_year"]).to_numpy()
-    frame = frame[(labels["status"] == "labelled").to_numpy() & (frame["split"] != "")]
+    return frame[keep]
+
+
+def _split_frame(
+    data: TrainingData, labels: pd.DataFrame, cfg: TrainConfig
+) -> tuple[pd.DataFrame, YearSplit]:
+    """The labelled people of complete years, each with its split (`split` column)."""
+    split = temporal_split(labels, cfg.split)
+    assigned = split.assign(labels["intake_year"]).to_numpy()
+    frame = _frame(data, labels, (labels["status"] == "labelled").to_numpy() & (assigned != ""))
+    frame["split"] = assigned[frame.index]
+    return frame, split
+
+
+def _labelled(
+    data: TrainingData, cfg: TrainConfig
+) -> tuple[pd.DataFrame, YearSplit, dict[str, int]]:
+    """The split design's frame, its years and the label counts (for inspection and tests)."""
+    labels = _labels(data, cfg)
+    frame, split = _split_frame(data, labels, cfg)
     return frame, split, label_counts(labels)
+
+
+def design_for(cfg: TrainConfig, labels: pd.DataFrame) -> str:
+    """The configured design, or by size: up to `design.small_cohort_up_to` labelled people a
+    fixed held-out split is too small to decide anything, so the small-cohort design runs."""
+    if cfg.design.kind != "auto":
+        return cfg.design.kind
+    labelled = int((labels["status"] == "labelled").sum())
+    return "small_cohort" if labelled <= cfg.design.small_cohort_up_to else "split"
 
 
 def run_training(
     data: TrainingData, cfg: TrainConfig, step: Callable[[str], None] = lambda _: None
 ) -> TrainingResult:
-    """Label, split, fit, calibrate, threshold and evaluate; no I/O besides logging."""
+    """Label, choose the design, fit, calibrate, threshold and evaluate; no I/O but logging."""
     step("labelling with censoring weights")
-    frame, split, counts = _labelled(data, cfg)
+    labels = _labels(data, cfg)
     # A field the municipality does not record cannot be a feature: the version is trained,
     # registered and served without it (and its request schema does not ask for it).
     spec = FeatureSpec(tuple(f for f in cfg.features if f not in data.not_recorded))
+    if design_for(cfg, labels) == "small_cohort":
+        return _small_cohort(data, cfg, labels, spec, step)
+    return _split(data, cfg, labels, spec, step)
+
+
+def _split(
+    data: TrainingData,
+    cfg: TrainConfig,
+    labels: pd.DataFrame,
+    spec: FeatureSpec,
+    step: Callable[[str], None],
+) -> TrainingResult:
+    """Large cohorts: train, calibrate, validate and test on consecutive intake years."""
+    frame, split = _split_frame(data, labels, cfg)
     parts = {}
     for name in ("train", "calibration", "validation", "test"):
         part = frame[frame["split"] == name]
@@ -158,17 +205,126 @@ def run_training(
     )
     step("evaluating on the test cohort")
     test = frame[frame["split"] == "test"].copy()
-    x_test, y_test, w_test = parts["test"]
+    x_test = parts["test"][0]
     base, contrib = bundle.contributions(x_test, num_threads=0)
     test["probability"] = 1.0 / (1.0 + np.exp(-(base + contrib.sum(axis=1))))
     logreg = fit_logistic_baseline(*parts["train"], spec)
     test["logreg"] = logreg.predict_proba(x_test)[:, 1]  # type: ignore[attr-defined]
+    extra = {"train_years": list(split.train), "test_years": list(split.test)}
+    return _evaluated(
+        data,
+        cfg,
+        labels,
+        spec,
+        bundle,
+        test,
+        contrib,
+        parts["train"][0],
+        extra,
+        candidates=candidates,
+        chosen=chosen,
+        split=split,
+        split_sizes={k: len(v[1]) for k, v in parts.items()},
+    )
+
+
+def _small_cohort(
+    data: TrainingData,
+    cfg: TrainConfig,
+    labels: pd.DataFrame,
+    spec: FeatureSpec,
+    step: Callable[[str], None],
+) -> TrainingResult:
+    """Small cohorts: choose, calibrate and evaluate on forward-chaining out-of-fold
+    predictions over intake years; serve the chosen family refitted on every eligible year."""
+    partial = labels.loc[labels["status"] == "recent", "intake_year"].unique()
+    complete = ~labels["intake_year"].isin(partial)
+    frame = _frame(data, labels, ((labels["status"] == "labelled") & complete).to_numpy())
+    frame = frame.reset_index(drop=True)
+    folds = cfg.design.folds
+    step(f"small-cohort design: {', '.join(folds.candidates)} on {folds.test_years} year folds")
+    fit = fit_small_design(
+        frame,
+        spec,
+        folds,
+        capacity=cfg.capacity,
+        elevated_share=cfg.elevated_share,
+        num_threads=cfg.model.num_threads,
+    )
+    step(f"chosen: {fit.reason}")
+    x_all = encode_frame(frame, spec)
+    rows = fit.oof["row"].to_numpy()
+    test = frame.iloc[rows].copy()
+    test["probability"] = fit.oof["probability"].to_numpy()
+    years = frame["intake_date"].dt.year.to_numpy()
+    year_folds = forward_folds(
+        years,
+        test_years=folds.test_years,
+        min_per_year=folds.min_per_year,
+        min_train=folds.min_train,
+    )
+
+    def logreg(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+        model = fit_logistic_baseline(x, y, w, spec)
+        return lambda rows_x: model.predict_proba(rows_x)[:, 1]  # type: ignore[attr-defined]
+
+    baseline = out_of_fold(
+        logreg, x_all, frame["y"].to_numpy(), frame["weight"].to_numpy(), year_folds
+    )
+    test["logreg"] = (
+        pd.Series(baseline.log_odds, index=frame.index[baseline.rows]).loc[test.index].to_numpy()
+    )
+    _, contrib = fit.bundle.contributions(x_all[rows], num_threads=0)
+    oof_years = sorted(int(y) for y in fit.oof["year"].unique())
+    all_years = sorted(int(y) for y in np.unique(years))
+    extra = {
+        "train_years": all_years,
+        "test_years": oof_years,
+        "design": "small_cohort",
+        "family": fit.family,
+        "family_reason": fit.reason,
+    }
+    split = YearSplit(tuple(all_years), (), (), tuple(oof_years))
+    return _evaluated(
+        data,
+        cfg,
+        labels,
+        spec,
+        fit.bundle,
+        test,
+        contrib,
+        x_all,
+        extra,
+        candidates=[],
+        chosen=0,
+        split=split,
+        split_sizes={"train": len(frame), "test": len(rows)},
+        families=fit.candidates,
+        family_reason=fit.reason,
+    )
+
+
+def _evaluated(
+    data: TrainingData,
+    cfg: TrainConfig,
+    labels: pd.DataFrame,
+    spec: FeatureSpec,
+    bundle: ModelBundle,
+    test: pd.DataFrame,
+    contrib: np.ndarray,
+    x_train: np.ndarray,
+    extra: dict[str, Any],
+    **result: Any,
+) -> TrainingResult:
+    """Metrics, gates and provenance on the people the decision rests on (`test`: held-out
+    years, or the out-of-fold years of the small-cohort design)."""
     if data.oracle is not None:
         test["oracle"] = (
             test[["case_ref"]]
             .merge(data.oracle, on="case_ref", how="left")["p_long_settlement"]
             .to_numpy()
         )
+    y_test, w_test = test["y"].to_numpy(), test["weight"].to_numpy()
     checklist = checklist_factors(test, cfg.checklist)
     oracle_p = test["oracle"].to_numpy() if "oracle" in test else None
     evaluation = evaluate_test(
@@ -197,7 +353,6 @@ def run_training(
     importance = pd.Series(np.abs(contrib).mean(axis=0), index=list(spec.fields)).sort_values(
         ascending=False
     )
-    x_train = parts["train"][0]
     provenance = {
         "data_kind": data.data_kind,
         "unknown_fields": [
@@ -209,22 +364,18 @@ def run_training(
         "schema_sha256": schema_hash(),
         "horizon_months": cfg.horizon_months,
         "support_handling": cfg.support_handling,
-        "train_years": list(split.train),
-        "test_years": list(split.test),
+        **extra,
     }
     bundle.provenance.update(provenance)
     return TrainingResult(
         bundle=bundle,
         evaluation=evaluation,
-        candidates=candidates,
-        chosen=chosen,
-        split=split,
-        label_counts=counts,
-        split_sizes={k: len(v[1]) for k, v in parts.items()},
+        label_counts=label_counts(labels),
         gate_outcomes=gate_outcomes,
         verdict=champion_allowed(gate_outcomes),
         importance=importance,
         test_frame=test,
         test_contributions=contrib,
         provenance=provenance,
+        **result,
     )

@@ -64,10 +64,11 @@ def build_context(
         "roc": roc_plot(scores),
         "pr": pr_plot(scores),
         "capacity": capacity_plot(result, cfg, scores),
-        "candidates": candidates_plot(result),
         "importance": importance_plot(result),
         "beeswarm": beeswarm_plot(result, encoded, additivity["base"]),
     }
+    if result.candidates:
+        figures = {**figures, "candidates": candidates_plot(result)}
     return {
         "header": header_section(result, cfg, model_name, version),
         "data_card": data_card,
@@ -84,6 +85,8 @@ def build_context(
             }
             for i, c in enumerate(result.candidates)
         ],
+        "families": _families(result),
+        "family_reason": result.family_reason,
         "features": features_section(result),
         "groups": group_importance(result),
         "additivity": additivity,
@@ -97,6 +100,23 @@ def build_context(
         "unused": [FIELDS_BY_NAME[f].label_en for f in unused_fields(result)],
         "max_points": MAX_POINTS,
     }
+
+
+def _families(result: TrainingResult) -> list[dict[str, str]]:
+    """The small-cohort design's candidate families as the report shows them (none otherwise)."""
+    if result.families is None:
+        return []
+    return [
+        {
+            "family": str(row.family),
+            "auc": f"{row.oof_auc:.4f}",
+            "log_loss": f"{row.oof_log_loss:.4f}",
+            "se": f"{row.auc_se_vs_best:.4f}",
+            "seconds": f"{row.fit_seconds:.1f}",
+            "chosen": "chosen" if row.chosen else "",
+        }
+        for row in result.families.itertuples()
+    ]
 
 
 def _environment() -> Environment:

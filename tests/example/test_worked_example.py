@@ -215,7 +215,12 @@ def _check_the_registered_version(example: Example) -> None:
         "anxiety_symptoms",
     }
     assert version.tags["design"] == "small_cohort"
-    assert (example.work / "models" / "riskscreen-v1.html").is_file()
+    report = (example.work / "models" / "riskscreen-v1.html").read_text(encoding="utf-8")
+    coverage = report[report.index('id="coverage-intake"') :]
+    coverage = coverage[: coverage.index("</table>")]
+    for field in NOT_RECORDED:  # the model report shows the mapping's coverage
+        assert f"<code>{field}</code></td><td>not recorded</td>" in coverage
+    assert "<code>case_ref</code></td><td>pseudonymised</td>" in coverage
 
 
 def _check_approved_and_served(example: Example) -> None:

@@ -109,6 +109,9 @@ class TrainingResult:
     # The small-cohort design's candidate families on out-of-fold data, and why one was chosen.
     families: pd.DataFrame | None = None
     family_reason: str = ""
+    # Read through a mapping: the coverage report of the export (contract.coverage), for the
+    # model report; None for synthetic data and files already in the contract's form.
+    coverage: dict[str, Any] | None = None
 
     @property
     def gates(self) -> dict[str, bool]:
@@ -377,5 +380,6 @@ def _evaluated(
         test_frame=test,
         test_contributions=contrib,
         provenance=provenance,
+        coverage=data.coverage,
         **result,
     )

@@ -72,6 +72,7 @@ def build_context(
     return {
         "header": header_section(result, cfg, model_name, version),
         "data_card": data_card,
+        "coverage": result.coverage,
         "label": label_section(result, cfg),
         "metrics": metrics_section(result, cfg, scores),
         "candidates": [

@@ -215,12 +215,25 @@ def _check_the_registered_version(example: Example) -> None:
         "anxiety_symptoms",
     }
     assert version.tags["design"] == "small_cohort"
+    signature = _logged_signature(example, version.source)
+    assert set(signature) == features  # the MLflow signature names the model's fields only
     report = (example.work / "models" / "riskscreen-v1.html").read_text(encoding="utf-8")
     coverage = report[report.index('id="coverage-intake"') :]
     coverage = coverage[: coverage.index("</table>")]
     for field in NOT_RECORDED:  # the model report shows the mapping's coverage
         assert f"<code>{field}</code></td><td>not recorded</td>" in coverage
     assert "<code>case_ref</code></td><td>pseudonymised</td>" in coverage
+
+
+def _logged_signature(example: Example, source: str) -> list[str]:
+    """The input columns of the MLflow signature the version was logged with."""
+    import mlflow
+
+    settings = Settings(data_dir=example.data_dir)
+    mlflow.set_tracking_uri(settings.resolved_tracking_uri)
+    info = mlflow.models.get_model_info(source)
+    assert info.signature is not None
+    return list(info.signature.inputs.input_names())
 
 
 def _check_approved_and_served(example: Example) -> None:

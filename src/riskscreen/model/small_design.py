@@ -38,7 +38,13 @@ from riskscreen.model.bundle import Calibration, ModelBundle
 from riskscreen.model.config import SmallDesignConfig
 from riskscreen.model.ebm import MainEffectsEBM
 from riskscreen.model.families import EBM, LINEAR, TREES, FittedModel
-from riskscreen.model.folds import OutOfFold, YearFold, calibrate, forward_folds
+from riskscreen.model.folds import (
+    OutOfFold,
+    YearFold,
+    calibrate,
+    forward_folds,
+    with_intercept_on,
+)
 from riskscreen.model.linear import PenalizedLogistic
 from riskscreen.model.small_trees import fit_small_trees
 from riskscreen.model.train import capacity_thresholds
@@ -111,6 +117,8 @@ def fit_small_design(
     probability = _probability(oof, calibration)
     thresholds = capacity_thresholds(probability, w[oof.rows], capacity, elevated_share)
     model = _fitter(family, spec, cfg, num_threads)(x, y, w, years)
+    raw = ModelBundle(model, spec, Calibration(1.0, 0.0), thresholds).log_odds(x, num_threads)
+    served = with_intercept_on(calibration, raw, y, w)
     evaluation = pd.DataFrame(
         {
             "row": oof.rows,
@@ -120,7 +128,7 @@ def fit_small_design(
             "probability": probability,
         }
     )
-    bundle = ModelBundle(model, spec, calibration, thresholds)
+    bundle = ModelBundle(model, spec, served, thresholds)
     return SmallFit(bundle, family, table, reason, evaluation)
 
 

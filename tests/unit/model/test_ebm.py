@@ -4,49 +4,22 @@ unseen categories included), one exact contribution per field, and a bit-exact r
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 
 import numpy as np
 import pytest
+from family_data import AGE, COGNITIVE, DISABILITY, SPEC, WORK, Data, family_data
 
-from riskscreen.contract.features import FeatureSpec, encode_frame
-from riskscreen.contract.labels import make_labels
-from riskscreen.contract.schema import DEFAULT_FEATURES
 from riskscreen.model.ebm import EBMModel, MainEffectsEBM, Term, library_frame
-from riskscreen.synth.generate import generate_cohort
 
-SPEC = FeatureSpec(DEFAULT_FEATURES)
-AGE = SPEC.fields.index("age")
-WORK = SPEC.fields.index("work_experience_years")
 OCCUPATION = SPEC.fields.index("occupation_group")
-DISABILITY = SPEC.fields.index("disability")
-COGNITIVE = float(SPEC.declarations[DISABILITY].categories.index("cognitive"))
-
-
-@dataclass(frozen=True)
-class Data:
-    x: np.ndarray
-    y: np.ndarray
-    w: np.ndarray
-    x_new: np.ndarray  # another cohort, with values the training rows never had
 
 
 @pytest.fixture(scope="module")
 def data() -> Data:
-    cohort = generate_cohort(3000, 11)
-    labels = make_labels(cohort.intake, cohort.outcomes)
-    keep = (labels["status"] == "labelled").to_numpy() & (
-        cohort.intake["disability"] != "cognitive"  # a category never seen in training
-    ).to_numpy()
-    x = encode_frame(cohort.intake[keep], SPEC)
-    y = labels["long_settlement"][keep].to_numpy(dtype=float)
-    w = labels["ipcw_weight"][keep].to_numpy()
-    x[np.random.default_rng(3).random(len(y)) < 0.1, WORK] = np.nan
-    x_new = encode_frame(generate_cohort(2000, 12).intake, SPEC)
-    x_new[::7, AGE] = np.nan  # age is never missing in training
-    x_new[::5, WORK] = np.nan
-    x_new[:20, AGE] = [-np.inf, np.inf, 17.0, 65.0, 18.5] * 4  # beyond and on the cut points
-    return Data(x, y, w, x_new)
+    data = family_data()
+    data.x[np.random.default_rng(3).random(len(data.y)) < 0.1, WORK] = np.nan
+    data.x_new[:20, AGE] = [-np.inf, np.inf, 17.0, 65.0, 18.5] * 4  # beyond and on the cut points
+    return data
 
 
 @pytest.fixture(scope="module")

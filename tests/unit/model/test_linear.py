@@ -4,49 +4,21 @@ against the training mean, missing values and unseen levels, and weights that re
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 
 import numpy as np
 import pytest
+from family_data import AGE, COGNITIVE, DISABILITY, SPEC, WORK, Data, family_data
 
-from riskscreen.contract.features import FeatureSpec, encode_frame
-from riskscreen.contract.labels import make_labels
-from riskscreen.contract.schema import DEFAULT_FEATURES
 from riskscreen.model.linear import LinearModel, PenalizedLogistic, design_matrix
-from riskscreen.synth.generate import generate_cohort
-
-SPEC = FeatureSpec(DEFAULT_FEATURES)
-AGE = SPEC.fields.index("age")
-WORK = SPEC.fields.index("work_experience_years")
-DISABILITY = SPEC.fields.index("disability")
-COGNITIVE = float(SPEC.declarations[DISABILITY].categories.index("cognitive"))
-
-
-@dataclass(frozen=True)
-class Data:
-    x: np.ndarray
-    y: np.ndarray
-    w: np.ndarray
-    x_new: np.ndarray  # another cohort, with values the training rows never had
 
 
 @pytest.fixture(scope="module")
 def data() -> Data:
-    cohort = generate_cohort(3000, 11)
-    labels = make_labels(cohort.intake, cohort.outcomes)
-    keep = (labels["status"] == "labelled").to_numpy() & (
-        cohort.intake["disability"] != "cognitive"  # a level never seen in training
-    ).to_numpy()
-    x = encode_frame(cohort.intake[keep], SPEC)
-    y = labels["long_settlement"][keep].to_numpy(dtype=float)
-    w = labels["ipcw_weight"][keep].to_numpy()
+    data = family_data()
     # Informative missingness: work experience is missing far more often for long settlers.
     rng = np.random.default_rng(3)
-    x[rng.random(len(y)) < np.where(y == 1, 0.3, 0.05), WORK] = np.nan
-    x_new = encode_frame(generate_cohort(2000, 12).intake, SPEC)
-    x_new[::7, AGE] = np.nan  # age is never missing in training
-    x_new[::5, WORK] = np.nan
-    return Data(x, y, w, x_new)
+    data.x[rng.random(len(data.y)) < np.where(data.y == 1, 0.3, 0.05), WORK] = np.nan
+    return data
 
 
 @pytest.fixture(scope="module")

@@ -10,11 +10,13 @@ out-of-fold predictions, pooled:
 2. the family with the best weighted ROC AUC wins, unless a simpler family is within the noise of
    the comparison (a paired bootstrap over people): then the simplest such family does, since a
    difference the data cannot show is no reason to serve the harder model;
-3. Platt scaling (slope and intercept) is fitted on the chosen family's out-of-fold log-odds, and
-   the capacity thresholds on the calibrated out-of-fold probabilities;
-4. the chosen family is refitted on every eligible year and served with that calibration and
-   those thresholds. Its own in-sample scores would judge it too kindly; the out-of-fold ones are
-   what a model trained on the past does on next year's intake.
+3. the out-of-fold probabilities the gates and the backtest judge are calibrated year by year on
+   the other predicted years (`folds.cross_calibrated`): calibration judged on the people it was
+   fitted on would always look perfect. The capacity thresholds are set on them;
+4. the chosen family is refitted on every eligible year and served with the slope of Platt
+   scaling on all its out-of-fold log-odds and an intercept re-solved on every labelled person
+   (`folds.with_intercept_on`), and those thresholds. Its own in-sample scores would judge it too
+   kindly; the out-of-fold ones are what a model trained on the past does on next year's intake.
 
 Every family gives exact additive contributions, so the explanation contract holds whatever wins.
 Callers pass the labelled rows of fully followed-up intake years only (see `folds`).
@@ -42,6 +44,7 @@ from riskscreen.model.folds import (
     OutOfFold,
     YearFold,
     calibrate,
+    cross_calibrated,
     forward_folds,
     with_intercept_on,
 )
@@ -63,8 +66,8 @@ class SmallFit:
     (weighted), `oof_log_loss` (weighted, after Platt scaling on the same predictions),
     `auc_se_vs_best` (bootstrap SE of its AUC difference to the best), `fit_seconds` (its k fold
     fits) and `chosen`. `oof` has one row per predicted person: `row` (position in the frame
-    given), `year`, `y`, `weight` and `probability`, the chosen family's calibrated out-of-fold
-    probability; the gates and the backtest are decided on it, per year and pooled.
+    given), `year`, `y`, `weight` and `probability`, the chosen family's out-of-fold probability,
+    each year calibrated on the other years; the gates and the backtest are decided on it.
     """
 
     bundle: ModelBundle
@@ -114,7 +117,7 @@ def fit_small_design(
     log.info("small-cohort candidates:\n%s\n%s", table.to_string(index=False), reason)
     oof = oofs[family]
     calibration = calibrate(oof, y, w)
-    probability = _probability(oof, calibration)
+    probability = cross_calibrated(oof, y, w)
     thresholds = capacity_thresholds(probability, w[oof.rows], capacity, elevated_share)
     model = _fitter(family, spec, cfg, num_threads)(x, y, w, years)
     raw = ModelBundle(model, spec, Calibration(1.0, 0.0), thresholds).log_odds(x, num_threads)

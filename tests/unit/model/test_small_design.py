@@ -130,8 +130,15 @@ def test_linear_is_calibrated_on_its_own_out_of_fold_log_odds_and_refitted_on_ev
     expected = calibrate(oof, y, w)
     # the slope from the out-of-fold predictions; the evaluation uses their own calibration
     assert fit.bundle.calibration.slope == pytest.approx(expected.slope, abs=1e-9)
-    calibrated = expected.slope * oof.log_odds + expected.intercept
-    np.testing.assert_allclose(fit.oof["probability"], 1 / (1 + np.exp(-calibrated)), atol=1e-12)
+    # the evaluation: each predicted year calibrated on the other predicted years only
+    for year in np.unique(oof.year):
+        mine = oof.year == year
+        other = calibrate(OutOfFold(oof.rows[~mine], oof.year[~mine], oof.log_odds[~mine]), y, w)
+        calibrated = other.slope * oof.log_odds[mine] + other.intercept
+        np.testing.assert_allclose(
+            fit.oof["probability"].to_numpy()[mine], 1 / (1 + np.exp(-calibrated)), atol=1e-12
+        )
+        assert other != expected
     served = PenalizedLogistic(spec=SPEC, random_state=cfg.seed).fit(x, y, w).model_
     assert isinstance(fit.bundle.model, LinearModel)
     np.testing.assert_allclose(fit.bundle.model.coef, served.coef, atol=1e-12)

@@ -214,7 +214,7 @@ def _split(
     logreg = fit_logistic_baseline(*parts["train"], spec)
     test["logreg"] = logreg.predict_proba(x_test)[:, 1]  # type: ignore[attr-defined]
     extra = {"train_years": list(split.train), "test_years": list(split.test)}
-    return _evaluated(
+    return evaluated(
         data,
         cfg,
         labels,
@@ -288,7 +288,7 @@ def _small_cohort(
         "family_reason": fit.reason,
     }
     split = YearSplit(tuple(all_years), (), (), tuple(oof_years))
-    return _evaluated(
+    return evaluated(
         data,
         cfg,
         labels,
@@ -307,7 +307,7 @@ def _small_cohort(
     )
 
 
-def _evaluated(
+def evaluated(
     data: TrainingData,
     cfg: TrainConfig,
     labels: pd.DataFrame,

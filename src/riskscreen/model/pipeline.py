@@ -29,6 +29,7 @@ from riskscreen.model.evaluate import (
 from riskscreen.model.folds import forward_folds, out_of_fold
 from riskscreen.model.gate_rules import GateOutcome, Verdict
 from riskscreen.model.gates import champion_allowed, decide_gates
+from riskscreen.model.refit import refit_on_every_year
 from riskscreen.model.small_design import fit_small_design
 from riskscreen.model.train import (
     CandidateResult,
@@ -196,24 +197,31 @@ def _split(
     spec: FeatureSpec,
     step: Callable[[str], None],
 ) -> TrainingResult:
-    """Large cohorts: train, calibrate, validate and test on consecutive intake years."""
+    """Large cohorts: train, calibrate, validate and test on consecutive intake years; serve the
+    chosen capacity refitted on every one of those years (`refit`)."""
     frame, split = _split_frame(data, labels, cfg)
     parts = {}
     for name in ("train", "calibration", "validation", "test"):
         part = frame[frame["split"] == name]
         parts[name] = (encode_frame(part, spec), part["y"].to_numpy(), part["weight"].to_numpy())
     step(f"fitting {len(cfg.model.candidates)} candidate tree ensembles")
-    bundle, candidates, chosen = fit_bundle(
+    held_out, candidates, chosen = fit_bundle(
         parts, spec, cfg.model, cfg.capacity, cfg.elevated_share
     )
     step("evaluating on the test cohort")
     test = frame[frame["split"] == "test"].copy()
     x_test = parts["test"][0]
-    base, contrib = bundle.contributions(x_test, num_threads=0)
-    test["probability"] = 1.0 / (1.0 + np.exp(-(base + contrib.sum(axis=1))))
+    test["probability"] = 1.0 / (1.0 + np.exp(-held_out.log_odds(x_test, num_threads=0)))
     logreg = fit_logistic_baseline(*parts["train"], spec)
     test["logreg"] = logreg.predict_proba(x_test)[:, 1]  # type: ignore[attr-defined]
-    extra = {"train_years": list(split.train), "test_years": list(split.test)}
+    step("refitting the chosen capacity on every eligible year")
+    bundle = refit_on_every_year(parts, spec, cfg.model, cfg.model.candidates[chosen], held_out)
+    _, contrib = bundle.contributions(x_test, num_threads=0)
+    extra = {
+        "train_years": sorted(int(y) for y in frame["intake_date"].dt.year.unique()),
+        "test_years": list(split.test),
+        "evaluated_train_years": list(split.train),
+    }
     return evaluated(
         data,
         cfg,
@@ -222,7 +230,7 @@ def _split(
         bundle,
         test,
         contrib,
-        parts["train"][0],
+        np.concatenate([parts[name][0] for name in parts]),
         extra,
         candidates=candidates,
         chosen=chosen,

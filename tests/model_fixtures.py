@@ -30,6 +30,7 @@ def small_config() -> TrainConfig:
         {
             "config_version": 2,
             "data": {"synthetic": {"n": SMALL_N, "seed": 11}},
+            "design": {"kind": "split"},
             "model": {"candidates": [{"num_trees": 120, "num_leaves": 7}]},
             "fairness": {"bootstrap": 30, "min_group_size": 100},
             "gates": {

@@ -42,6 +42,7 @@ class Written:
 def cfg() -> TrainConfig:
     return TrainConfig(
         config_version=2,
+        design={"kind": "split"},
         model={"candidates": [{"num_trees": 50, "num_leaves": 7}]},
         fairness={"bootstrap": 20, "min_group_size": 50},
     )

@@ -87,6 +87,21 @@ def expected_calibration_error(
     return float(total)
 
 
+def soft_roc_auc(score: np.ndarray, truth: np.ndarray, w: np.ndarray) -> float:
+    """ROC AUC against true probabilities: each person a positive of weight w·p and a negative of
+    weight w·(1 − p). The AUC expected over the labels the truth would draw, so it measures the
+    ranking without label noise or censoring; on synthetic data only."""
+    labels = np.r_[np.ones(len(truth)), np.zeros(len(truth))]
+    weights = np.r_[w * truth, w * (1.0 - truth)]
+    return float(roc_auc_score(labels, np.r_[score, score], sample_weight=weights))
+
+
+def share_of_achievable(score: np.ndarray, truth: np.ndarray, w: np.ndarray) -> float:
+    """(soft AUC − 0.5) / (the truth's own soft AUC − 0.5): how much of the ranking that these
+    fields make possible the model reaches (issue #15's yardstick)."""
+    return (soft_roc_auc(score, truth, w) - 0.5) / (soft_roc_auc(truth, truth, w) - 0.5)
+
+
 def recall_precision_at(y: np.ndarray, flagged: np.ndarray, w: np.ndarray) -> tuple[float, float]:
     """Weighted recall and precision of a (possibly fractional) flag vector."""
     tp = float(np.sum(w * y * flagged))
@@ -278,6 +293,8 @@ def evaluate_test(
         metrics["test_oracle_recall_at_capacity"] = recall_precision_at(y, oracle_flags, w)[0]
         metrics["test_oracle_ece"] = expected_calibration_error(y, oracle_p, w)
         metrics["test_oracle_brier"] = float(brier_score_loss(y, oracle_p, sample_weight=w))
+        metrics["test_share_of_achievable"] = share_of_achievable(p, oracle_p, w)
+        metrics["test_ece_vs_truth"] = expected_calibration_error(oracle_p, p, w)
     audit = fairness_audit(y, p, flagged, w, sensitive_features=sensitive_features, cfg=fairness)
     benchmarks = {"checklist": checklist_flags(checklist, w, share)}
     if oracle_p is not None:

@@ -16,6 +16,8 @@ from riskscreen.model.evaluate import (
     fairness_audit,
     group_metrics,
     recall_precision_at,
+    share_of_achievable,
+    soft_roc_auc,
 )
 from riskscreen.model.train import capacity_thresholds, weighted_quantile
 
@@ -114,3 +116,24 @@ def test_the_checklist_counts_only_factors_recorded_and_known() -> None:
     np.testing.assert_array_equal(checklist_factors(intake, cfg), [4.0, 2.0, 0.0])
     not_recording_health = intake.drop(columns="self_rated_health")
     np.testing.assert_array_equal(checklist_factors(not_recording_health, cfg), [3.0, 1.0, 0.0])
+
+
+def test_soft_auc_is_the_pairwise_probability_weighted_by_the_truth() -> None:
+    """A second implementation: every ordered pair (i, j), weight w_i p_i · w_j (1 − p_j)."""
+    rng = np.random.default_rng(3)
+    truth, w = rng.uniform(0.05, 0.95, 40), rng.uniform(0.5, 2.0, 40)
+    score = truth + rng.normal(0, 0.2, 40)
+    score[:6] = score[6]  # ties count half
+    pair = np.outer(w * truth, w * (1 - truth))
+    wins = (score[:, None] > score[None, :]) + 0.5 * (score[:, None] == score[None, :])
+    expected = float((pair * wins).sum() / pair.sum())
+    assert soft_roc_auc(score, truth, w) == pytest.approx(expected, abs=1e-12)
+
+
+def test_share_of_achievable_is_one_for_the_truth_and_zero_for_a_constant() -> None:
+    rng = np.random.default_rng(4)
+    truth, w = rng.uniform(0.05, 0.95, 500), rng.uniform(0.5, 2.0, 500)
+    assert share_of_achievable(np.log(truth / (1 - truth)), truth, w) == pytest.approx(1.0)
+    assert share_of_achievable(np.full(500, 0.3), truth, w) == pytest.approx(0.0)
+    noisy = share_of_achievable(truth + rng.normal(0, 0.3, 500), truth, w)
+    assert 0.0 < noisy < 1.0

@@ -14,11 +14,13 @@ import json
 import logging
 import os
 import tempfile
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from riskscreen.contract.schema import FIELDS_BY_NAME, IntakeField
 from riskscreen.model.bundle import ModelBundle, load_bundle, save_bundle
 from riskscreen.model.config import TrainConfig
 from riskscreen.model.pipeline import TrainingResult
@@ -109,7 +111,6 @@ def register(
 ) -> Registration:
     """Log the run, register a version with provenance tags, move the alias if every gate holds."""
     import mlflow
-    from mlflow.models import infer_signature
 
     mlc = client(settings)
     mlflow.set_tracking_uri(settings.resolved_tracking_uri)
@@ -143,14 +144,12 @@ def register(
             }
         )
         save_bundle(result.bundle, bundle_dir)
-        head = result.test_frame[list(result.bundle.spec.fields)].head(5)
-        example = head.astype(object).where(head.notna(), None)
-        signature = infer_signature(example, result.test_frame["probability"].head(5).to_numpy())
         logged = mlflow.pyfunc.log_model(
             name="model",
             python_model=str(PYFUNC_CODE),
             artifacts={"bundle": str(bundle_dir)},
-            signature=signature,
+            signature=_signature(result.bundle.spec.fields),
+            input_example=_input_example(result.bundle),
             pip_requirements=_requirements(),
         )
         version = mlflow.register_model(logged.model_uri, cfg.model_name).version
@@ -172,10 +171,91 @@ def register(
     )
 
 
+# What the pyfunc imports to load and score a bundle of any family: the trees (LightGBM, numba
+# for the TreeSHAP kernels that `model.bundle` imports), the linear family (scikit-learn) and the
+# EBM family (interpret-core), all imported when the bundle module is, whatever the family.
+_PYFUNC_DISTRIBUTIONS = (
+    "lightgbm",
+    "numba",
+    "numpy",
+    "pandas",
+    "scikit-learn",
+    "interpret-core",
+    "mlflow",
+)
+
+
 def _requirements() -> list[str]:
     from importlib.metadata import version
 
-    return [f"{p}=={version(p)}" for p in ("lightgbm", "numpy", "pandas", "mlflow")]
+    return [f"{p}=={version(p)}" for p in _PYFUNC_DISTRIBUTIONS]
+
+
+def _column_type(f: IntakeField) -> Any:
+    """The MLflow column type of one intake field, chosen for what MLflow's schema enforcement
+    (`mlflow.models.utils._enforce_mlflow_datatype`, and the server's cast before it) lets
+    through. `Any` where every typed column would refuse, or alter, real intake data:
+
+    - a category: the canonical intake frame holds a pandas categorical, which `string` refuses;
+    - an integer or boolean that may be missing: the canonical frame holds pandas' nullable
+      Int64/boolean, which `long` and `boolean` refuse when a value is missing, and `double`
+      refuses int64 even when none is; at the server, `boolean` would cast a JSON null to False,
+      turning "unknown" into "no" without a word.
+
+    Elsewhere MLflow's types hold (int64, float64, bool). `Any` gives up few checks (MLflow checks
+    no values of a `string` column either: an object column passes as it is), but MLflow rebuilds
+    an `Any` column value by value: about 2.5 s per 100,000 rows on these machines, nothing for a
+    request to `mlflow models serve`, noticeable in a large in-process `predict`. riskscreen's
+    own scoring paths do not go through the pyfunc.
+    """
+    from mlflow.types import DataType
+    from mlflow.types.schema import AnyType
+
+    may_be_missing = f.may_be_unknown or f.nullable
+    if f.kind == "category" or (may_be_missing and f.kind in ("integer", "boolean")):
+        return AnyType()
+    types = {"integer": DataType.long, "number": DataType.double, "boolean": DataType.boolean}
+    if f.kind not in types:
+        raise ValueError(f"{f.name}: no MLflow column type for a {f.kind} feature")
+    return types[f.kind]
+
+
+def _signature(fields: Sequence[str]) -> Any:
+    """The pyfunc's signature, from the declaration of the model's fields (not inferred from rows,
+    whose dtypes vary with the data and whose inference warns): one required column per field,
+    and the calibrated probabilities out."""
+    import numpy as np
+    from mlflow.models import ModelSignature
+    from mlflow.types.schema import ColSpec, Schema, TensorSpec
+
+    inputs = Schema([ColSpec(_column_type(FIELDS_BY_NAME[f]), f) for f in fields])
+    return ModelSignature(inputs, Schema([TensorSpec(np.dtype(np.float64), (-1,))]))
+
+
+def _example_value(f: IntakeField) -> Any:
+    if f.kind == "category":
+        return f.categories[0]
+    if f.kind == "boolean":
+        return False
+    if f.kind == "integer":
+        return int(f.minimum or 0)
+    return float(f.minimum or 0.0)
+
+
+def _input_example(bundle: ModelBundle) -> list[dict[str, Any]]:
+    """Request rows for MLflow's input_example.json and serving_input_example.json.
+
+    Made from the declaration, never from data rows: real rows are personal (health) data, and
+    the model store is no place for them. A second row leaves unknown the fields this version
+    learned unknowns for. Records rather than a DataFrame: MLflow 3.17 serialises a DataFrame
+    example with a comparison that pandas 3 warns about (Pandas4Warning); records it takes as they
+    are. Without any example MLflow warns that none was given.
+    """
+    declared = {f: _example_value(FIELDS_BY_NAME[f]) for f in bundle.spec.fields}
+    rows = [declared]
+    if bundle.unknown_fields:
+        rows.append({f: None if f in bundle.unknown_fields else v for f, v in declared.items()})
+    return rows
 
 
 def _version_tags(

@@ -37,6 +37,11 @@ class DataConfig(_Strict):
     intake_path: Path | None = None
     outcomes_path: Path | None = None
     mapping: Path | None = None
+    # Files written by `riskscreen synth`: its oracle.parquet (the generator's true
+    # probabilities). The model is then judged against the truth, as on generated data: the
+    # share of the achievable ranking, ECE against the truth, and group gates against the
+    # truth's own group metrics. A municipality's data have no oracle.
+    oracle_path: Path | None = None
 
     @model_validator(mode="after")
     def _files_named(self) -> DataConfig:
@@ -44,6 +49,10 @@ class DataConfig(_Strict):
             raise ValueError("source 'files' needs intake_path and outcomes_path")
         if self.mapping is not None and self.source != "files":
             raise ValueError("a mapping reads files: it needs source 'files'")
+        if self.oracle_path is not None and (self.source != "files" or self.mapping is not None):
+            raise ValueError(
+                "oracle_path names the truth of synthetic files: source 'files', no mapping"
+            )
         return self
 
 

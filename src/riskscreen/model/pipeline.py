@@ -89,6 +89,13 @@ def load_training_data(cfg: TrainConfig, progress: bool = False) -> TrainingData
             export.intake, export.outcomes, None, "real", None, export.not_recorded, coverage
         )
     intake, outcomes = load_tables(cfg.data.intake_path, cfg.data.outcomes_path)
+    if cfg.data.oracle_path is not None:
+        from riskscreen.synth.generate import read_oracle
+
+        oracle = read_oracle(cfg.data.oracle_path)
+        if not intake["case_ref"].isin(oracle["case_ref"]).all():
+            raise ValueError(f"{cfg.data.oracle_path} is not the truth of {cfg.data.intake_path}")
+        return TrainingData(intake, outcomes, oracle, "synthetic")
     return TrainingData(intake, outcomes, None, "real")
 
 

@@ -116,6 +116,16 @@ def generate_cohort(
     return Cohort(**frames, data_card=card)
 
 
+def read_oracle(path: Path) -> pd.DataFrame:
+    """The true probabilities `write_cohort` put beside a cohort (`oracle.parquet`), checked:
+    one probability in (0, 1) per `case_ref`."""
+    oracle = pd.read_parquet(path, columns=["case_ref", "p_long_settlement"])
+    p = oracle["p_long_settlement"].to_numpy(dtype=np.float64)
+    if oracle["case_ref"].duplicated().any() or not ((p > 0) & (p < 1)).all():
+        raise ValueError(f"{path}: not an oracle (one probability in (0, 1) per case_ref)")
+    return oracle
+
+
 def write_cohort(
     out_dir: Path,
     *,
@@ -182,8 +192,12 @@ def _check_args(n: int, seed: int, horizon_months: int, cfg: SynthConfig) -> Non
         raise ValueError("seed must be a non-negative integer")
     if horizon_months < 1:
         raise ValueError("horizon_months must be at least 1")
-    if looks_like_personal_number(case_refs(cfg.generation.case_ref_prefix, seed, 0, 1).iloc[0]):
-        raise ValueError(f"seed {seed} would put an identity-number shape in the case references")
+    prefix = cfg.generation.case_ref_prefix
+    if looks_like_personal_number(case_refs(prefix, seed, 0, 1).iloc[0]):
+        raise ValueError(
+            f"seed {seed} (after the prefix {prefix!r}) would put an identity-number shape in "
+            "the case references"
+        )
 
 
 def _chunk_sizes(n: int, chunk_size: int) -> list[int]:
@@ -214,13 +228,15 @@ def _iter_chunk_pairs(
 
 
 def case_refs(prefix: str, seed: int, start: int, size: int) -> pd.Series:
-    """Opaque references like S7-000000001: a letter, the seed, a hyphen, nine digits.
+    """Opaque references like S2026-000000001: a letter, the seed, a hyphen, nine digits.
 
-    Nine digits after a hyphen can never complete the 10 or 12 digits of an identity number;
-    only a seed of 10 or more digits could contain that shape, which `_check_args` refuses.
+    The identity guard reads the hyphen as a separator, so a seed of one or three digits is
+    written with a leading zero (S07-000000001 for seed 7): 1 + 9 or 3 + 9 digits are the 10 or
+    12 of an identity number. A seed of 10 or 12 digits is refused by `_check_args`.
     """
+    written = f"0{seed}" if len(str(seed)) in (1, 3) else str(seed)
     numbers = pd.Series(np.arange(start + 1, start + size + 1)).astype(str).str.zfill(9)
-    return f"{prefix}{seed}-" + numbers
+    return f"{prefix}{written}-" + numbers
 
 
 def _days_to_dates(days: np.ndarray | int) -> np.ndarray:

@@ -251,7 +251,6 @@ def run(
     threads: list[int],
     rounds: int,
     memory_cases: list[tuple[str, int, int]],
-    after_worker: Any,
     timeout: float = 1800,
     paths: tuple[str, ...] = PATHS,
 ) -> dict[str, Any]:
@@ -259,45 +258,40 @@ def run(
     inputs = {str(n): str(p) for n, p in write_inputs(workdir, sizes).items()}
     common = ["--data-dir", str(data_dir), "--version", version, "--inputs", json.dumps(inputs)]
     timing, memory = {}, []
-    try:
-        for t in threads:
-            timing[str(t)] = _run_worker(
+    for t in threads:
+        timing[str(t)] = _run_worker(
+            [
+                "--worker",
+                "timing",
+                "--threads",
+                str(t),
+                "--rounds",
+                str(rounds),
+                "--paths",
+                ",".join(paths),
+                *common,
+            ],
+            t,
+            timeout,
+        )
+    for path, size, t in memory_cases:
+        memory.append(
+            _run_worker(
                 [
                     "--worker",
-                    "timing",
+                    "memory",
                     "--threads",
                     str(t),
-                    "--rounds",
-                    str(rounds),
-                    "--paths",
-                    ",".join(paths),
+                    "--path",
+                    path,
+                    "--size",
+                    str(size),
                     *common,
                 ],
                 t,
                 timeout,
             )
-            after_worker()
-        for path, size, t in memory_cases:
-            memory.append(
-                _run_worker(
-                    [
-                        "--worker",
-                        "memory",
-                        "--threads",
-                        str(t),
-                        "--path",
-                        path,
-                        "--size",
-                        str(size),
-                        *common,
-                    ],
-                    t,
-                    timeout,
-                )
-            )
-            after_worker()
-    finally:
-        after_worker()
+        )
     return {
         "sizes": sizes,
         "threads": threads,

@@ -154,11 +154,12 @@ def build_servers(
     return servers, tokens
 
 
-def start_all(
-    servers: dict[tuple[str, int], Server], after_mlflow: Callable[[], object], timeout: float
-) -> None:
-    """riskscreen and noop first (they verify the registered artifacts), then mlflow
-    (which writes `registered_model_meta` into them; `after_mlflow` takes it out again)."""
+def start_all(servers: dict[tuple[str, int], Server], timeout: float) -> None:
+    """riskscreen and noop first (they verify the registered artifacts), then mlflow.
+
+    `mlflow models serve` writes `registered_model_meta` into the stored model folder; the
+    registry's artifact hash leaves that file out (`registry.MLFLOW_WRITTEN`), so riskscreen
+    still loads the version afterwards."""
     first = [s for (t, _), s in servers.items() if t != "mlflow"]
     second = [s for (t, _), s in servers.items() if t == "mlflow"]
     for group in (first, second):
@@ -166,7 +167,6 @@ def start_all(
             s.start()
         for s in group:
             s.wait_ready(timeout)
-    after_mlflow()
     for s in servers.values():
         s.settle()
 
@@ -191,7 +191,6 @@ def run(
     max_requests: int,
     n_records: int,
     use_wrk: bool,
-    after_mlflow: Callable[[], object],
     targets: tuple[str, ...] = TARGETS,
     progress: Callable[[str], None] = lambda _: None,
 ) -> dict[str, Any]:
@@ -207,7 +206,7 @@ def run(
     info: dict[str, Any] = {}
     try:
         progress(f"starting {len(servers)} servers")
-        start_all(servers, after_mlflow, timeout=180)
+        start_all(servers, timeout=180)
         info = {
             s.name: {"startup_seconds": s.startup_seconds, "idle_rss_mib": s.rss_bytes() / 2**20}
             for s in servers.values()
@@ -256,7 +255,6 @@ def run(
     finally:
         for s in servers.values():
             s.stop()
-        after_mlflow()
     return {
         "servers": info,
         "rows": rows,

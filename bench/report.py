@@ -143,24 +143,34 @@ def verdicts(results: dict[str, Any]) -> list[Verdict]:
 def markdown(results: dict[str, Any]) -> str:
     parts = [f"# riskscreen benchmark ({results['mode']})", ""]
     parts += _machine(results)
+    measured = results.get("verdicts", [])
     parts += [
         "## Targets (issue 5)",
         "",
         table(
             ["target", "rule", "measured (median)", "verdict"],
-            [
-                [v["target"], v["rule"], fmt(v["measured"]), v["verdict"]]
-                for v in results.get("verdicts", [])
-            ],
-        ),
+            [[v["target"], v["rule"], fmt(v["measured"]), v["verdict"]] for v in measured],
+        )
+        if measured
+        else "None measured by the sections of this run.",
         "",
     ]
+    if results.get("small_cohorts"):
+        sc = results["small_cohorts"]["verdicts"]
+        met = sum(1 for v in sc if v["met"])
+        parts += [
+            f"Issue 15's small-cohort targets: {met} of {len(sc)} met, see "
+            "[Small cohorts](#small-cohorts-issue-15).",
+            "",
+        ]
     if results.get("http"):
         parts += _http(results["http"])
     if results.get("batch_summary"):
         parts += _batch(results["batch_summary"], results.get("batch", {}))
     if results.get("quality"):
         parts += _quality(results["quality"])
+    if results.get("small_cohorts"):
+        parts += _small_cohorts(results["small_cohorts"])
     if results.get("breakdown"):
         parts += _breakdown(results["breakdown"], results.get("http"))
     if results.get("training"):
@@ -552,4 +562,113 @@ def _training(t: dict[str, Any]) -> list[str]:
             ),
             "",
         ]
+    return out
+
+
+def _gate_names(gates: dict[str, str], outcome: str) -> str:
+    return ", ".join(name for name, o in gates.items() if o == outcome) or "–"
+
+
+def _small_cohorts(sc: dict[str, Any]) -> list[str]:
+    ev = sc["evaluation"]
+    targets = [
+        [v["target"], v["rule"], fmt(v["measured"]), v["verdict"]] for v in sc.get("verdicts", [])
+    ]
+    names = list(dict.fromkeys(c for r in sc["runs"] for c in r["candidates"]))
+    per_size = []
+    for key, s in sc["summary"].items():
+        outcomes = ", ".join(f"{k} {v}" for k, v in sorted(s["outcomes"].items()))
+        families = ", ".join(f"{k} {v}" for k, v in sorted(s["families"].items()))
+        per_size.append(
+            [
+                f"{int(key):,}",
+                ", ".join(str(x) for x in s["seeds"]),
+                mmm(s["share"]),
+                *[mmm(s["candidates"].get(name)) for name in names],
+                mmm(s["ece"]),
+                mmm(s["train_wall_seconds"]),
+                mmm(s["registry_seconds"]),
+                families,
+                outcomes,
+                fmt(s["bench_seconds"]),
+            ]
+        )
+    per_run = [
+        [
+            f"{r['n']:,}",
+            r["seed"],
+            f"{r['labelled']:,}",
+            r["design"],
+            r["family"],
+            f"{r['exit_code']} ({r['outcome']})",
+            _gate_names(r["gate_outcomes"], "fail"),
+            _gate_names(r["gate_outcomes"], "not_assessable"),
+            fmt(r["share"]),
+            *[fmt(r["candidates"].get(name, {}).get("share")) for name in names],
+            fmt(r["ece"]),
+            fmt(r["train_wall_seconds"]),
+            fmt(r["registry_seconds"]),
+            fmt(r["report_seconds"]),
+            fmt(r["synth_seconds"]),
+        ]
+        for r in sc["runs"]
+    ]
+    out = [
+        "## Small cohorts (issue 15)",
+        "",
+        f"Each size and seed as a municipality would: `riskscreen synth --n N --seed S` to files, "
+        f"then `riskscreen train` on them (`data.source: files`, configs/train.yaml otherwise) in "
+        f"a fresh process and a fresh MLflow store, timed from outside (registry and report "
+        f"included). The version it registered (champion or not) scores a fresh cohort: "
+        f"{ev['people']:,} people, the intake years {', '.join(map(str, ev['intake_years']))} of "
+        f"{ev['n']:,} people of seed {ev['seed']}; oracle soft AUC {fmt(ev['oracle_soft_auc'], 4)}"
+        f". Share = (soft AUC − 0.5) / (oracle soft AUC − 0.5); ECE against the true "
+        f"probabilities, 10 equal-count bins. Candidates: each family alone, fitted on every "
+        f"labelled person of the same files. Medians (min–max) over seeds.",
+        "",
+        table(["target", "rule", "measured (median)", "verdict"], targets),
+        "",
+        table(
+            [
+                "people",
+                "seeds",
+                "share of the achievable (served)",
+                *[f"share, {name} alone" for name in names],
+                "ECE vs truth",
+                "train wall s",
+                "of which registry s",
+                "family served",
+                "outcome (exit code)",
+                "bench s (all seeds)",
+            ],
+            per_size,
+        ),
+        "",
+        "Each run (`riskscreen train` exit code: 0 champion, 3 needs approval: only "
+        "not-assessable gates open, 2 a gate failed):",
+        "",
+        table(
+            [
+                "people",
+                "seed",
+                "labelled",
+                "design",
+                "family",
+                "exit code",
+                "gates failed",
+                "gates not assessable",
+                "share",
+                *[f"share, {name}" for name in names],
+                "ECE vs truth",
+                "train wall s",
+                "registry s",
+                "report s",
+                "synth s",
+            ],
+            per_run,
+        ),
+        "",
+    ]
+    if sc.get("errors"):
+        out += [f"- failed: {k}: {v}" for k, v in sc["errors"].items()] + [""]
     return out

@@ -11,6 +11,8 @@ section failed, 0 otherwise, whatever the verdicts):
               path, rows/s and memory
 5. http       riskscreen vs mlflow models serve vs the no-op ceiling
 6. generator  bench/synth_throughput.py
+7. small_cohorts  `riskscreen synth` + timed `riskscreen train` on files at several sizes and
+              seeds, each registered version scored against the generator's truth (issue 15)
 
 Results: `<out>/latest.json` (everything, raw rounds included) and `<out>/latest.md`.
 """
@@ -32,7 +34,7 @@ from bench import machine, report
 from bench.stats import paired_ratios, summarise
 
 REPO = Path(__file__).resolve().parents[1]
-SECTIONS = ("training", "breakdown", "quality", "batch", "http", "generator")
+SECTIONS = ("training", "breakdown", "quality", "batch", "http", "generator", "small_cohorts")
 
 MODES: dict[str, dict[str, Any]] = {
     "quick": {
@@ -49,6 +51,8 @@ MODES: dict[str, dict[str, Any]] = {
         "append_configs": [[1, 1], [1, 8], [2, 4]],
         "generator_n": 200_000,
         "memory_cases": "none",
+        "small_sizes": [2_000, 10_000],
+        "small_seeds": [11],
     },
     "full": {
         "rounds": 5,
@@ -64,6 +68,8 @@ MODES: dict[str, dict[str, Any]] = {
         "append_configs": [[1, 1], [1, 8], [2, 4]],
         "generator_n": 1_000_000,
         "memory_cases": "largest",
+        "small_sizes": [2_000, 10_000, 50_000, 400_000],
+        "small_seeds": [11, 12, 13],
     },
 }
 
@@ -71,21 +77,6 @@ MODES: dict[str, dict[str, Any]] = {
 def log(message: str) -> None:
     sys.stderr.write(f"[bench {time.strftime('%H:%M:%S')}] {message}\n")
     sys.stderr.flush()
-
-
-def remove_mlflow_meta(store: Path) -> int:
-    """Take out the `registered_model_meta` files MLflow writes into a local artifact store.
-
-    `mlflow.pyfunc.load_model("models:/...")` and `mlflow models serve` write this file into
-    the *stored* model directory when the artifact store is a local folder; riskscreen's
-    tamper check hashes every file there and then refuses to load the model. Removing exactly
-    that file restores the registered content (see the finding in the results).
-    """
-    removed = 0
-    for path in (store / "mlartifacts").glob("models/*/artifacts/registered_model_meta"):
-        path.unlink(missing_ok=True)
-        removed += 1
-    return removed
 
 
 class Run:
@@ -97,9 +88,10 @@ class Run:
         sections: tuple[str, ...],
         use_wrk: bool,
         fresh: bool,
+        overrides: dict[str, Any] | None = None,
     ) -> None:
         self.mode = mode
-        self.p = MODES[mode]
+        self.p = {**MODES[mode], **(overrides or {})}
         self.out = out
         self.data_dir = data_dir
         self.store = data_dir / "store"
@@ -108,16 +100,12 @@ class Run:
         self.sections = sections
         self.use_wrk = use_wrk
         self.fresh = fresh
-        self.meta_removed = 0
         self.results: dict[str, Any] = {
             "mode": mode,
             "params": self.p,
             "errors": {},
             "findings": [],
         }
-
-    def after_mlflow(self) -> None:
-        self.meta_removed += remove_mlflow_meta(self.store)
 
     def section(self, name: str, fn: Callable[[], None]) -> None:
         if name not in self.sections:
@@ -129,8 +117,6 @@ class Run:
         except Exception as exc:  # a benchmark reports what it could measure
             self.results["errors"][name] = f"{type(exc).__name__}: {exc}"
             log(f"{name} FAILED: {exc}\n{traceback.format_exc()}")
-        finally:
-            self.after_mlflow()
         self.results.setdefault("section_seconds", {})[name] = time.perf_counter() - t0
         log(f"{name} done in {time.perf_counter() - t0:.0f} s")
 
@@ -220,7 +206,6 @@ class Run:
             threads,
             self.p["rounds"],
             cases,
-            self.after_mlflow,
             paths=paths,
         )
         self.results["batch"] = raw
@@ -242,7 +227,6 @@ class Run:
             max_requests=self.p["max_requests"],
             n_records=self.p["records"],
             use_wrk=self.use_wrk,
-            after_mlflow=self.after_mlflow,
             targets=http_bench.TARGETS,
             progress=log,
         )
@@ -259,6 +243,20 @@ class Run:
         t = self.results.setdefault("training", {})
         t.update({"generator": raw, "generator_summary": summary, "generator_n": n})
 
+    def small_cohorts(self) -> None:
+        from bench import small_cohorts
+
+        result = small_cohorts.run(
+            self.p["small_sizes"],
+            self.p["small_seeds"],
+            self.work / "small_cohorts",
+            progress=log,
+        )
+        self.results["small_cohorts"] = result
+        if result["errors"]:
+            failed = ", ".join(f"{k} ({v})" for k, v in result["errors"].items())
+            raise RuntimeError(f"small cohorts failed at n/seed {failed}")
+
     # --- the whole run ---------------------------------------------------------------------
 
     def execute(self) -> dict[str, Any]:
@@ -268,17 +266,8 @@ class Run:
         if self.work.exists():
             shutil.rmtree(self.work)
         self.work.mkdir(parents=True)
-        self.after_mlflow()
         for name in SECTIONS:
             self.section(name, getattr(self, name))
-        if self.meta_removed:
-            self.results["findings"].append(
-                f"MLflow wrote `registered_model_meta` into the registered model's stored "
-                f"artifacts {self.meta_removed} time(s) during this run (mlflow.pyfunc.load_model "
-                f"/ mlflow models serve of models:/riskscreen/<v> on a local artifact store). "
-                f"riskscreen's artifact hash covers every file there, so without removing it "
-                f"`riskscreen serve`, `score` and `audit replay` refuse the model as altered."
-            )
         self.results["verdicts"] = [v.as_dict() for v in report.verdicts(self.results)]
         self.results["load_average_end"] = machine.load_average()
         self.results["wall_seconds"] = time.perf_counter() - t0
@@ -326,7 +315,26 @@ def main(argv: list[str] | None = None) -> int:
         help="use the Python load generator even if wrk is installed",
     )
     parser.add_argument("--fresh", action="store_true", help="retrain even in --quick mode")
+    parser.add_argument(
+        "--small-sizes",
+        type=int,
+        nargs="+",
+        metavar="N",
+        help="small_cohorts: training sizes (default: 2000 10000 quick, + 50000 400000 full)",
+    )
+    parser.add_argument(
+        "--small-seeds",
+        type=int,
+        nargs="+",
+        metavar="SEED",
+        help="small_cohorts: cohort seeds (default: 11 quick, 11 12 13 full)",
+    )
     args = parser.parse_args(argv)
+    overrides: dict[str, Any] = {}
+    if args.small_sizes:
+        overrides["small_sizes"] = args.small_sizes
+    if args.small_seeds:
+        overrides["small_seeds"] = args.small_seeds
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     os.chdir(REPO)  # uvicorn workers import bench.* and service.* from here
@@ -342,6 +350,7 @@ def main(argv: list[str] | None = None) -> int:
         tuple(args.only or SECTIONS),
         use_wrk,
         args.fresh,
+        overrides,
     )
     results = run.execute()
     args.out.mkdir(parents=True, exist_ok=True)

@@ -8,13 +8,15 @@ timers included: they name functions of the package and service, which may be re
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from bench import report
+from bench import report, small_cohorts
 from bench.breakdown import (
     COMMIT_WAIT,
     IN_SITU,
@@ -210,3 +212,136 @@ def test_in_situ_timers_find_every_step(tiny_model: LoadedModel, tmp_path: Path)
     }
     text = "\n".join(report._breakdown(bd, None))
     assert COMMIT_WAIT in text and "1 × 2" in text and "records per transaction" in text
+
+
+# --- small cohorts (issue 15) ------------------------------------------------------------------
+
+
+def _eval_cohort(truth: np.ndarray) -> small_cohorts.EvaluationCohort:
+    return small_cohorts.EvaluationCohort(pd.DataFrame(index=range(len(truth))), truth, 0, 0)
+
+
+def test_share_of_the_achievable_and_ece_against_the_truth() -> None:
+    rng = np.random.default_rng(0)
+    truth = rng.uniform(0.05, 0.95, 4000)
+    cohort = _eval_cohort(truth)
+    assert cohort.oracle_soft_auc == pytest.approx(small_cohorts.soft_auc(truth, truth))
+    assert 0.6 < cohort.oracle_soft_auc < 0.9
+    # The truth itself reaches all of it, any monotone transform too; its reverse is -1;
+    # a constant score none.
+    assert cohort.share(truth) == pytest.approx(1.0)
+    assert cohort.share(np.log(truth / (1 - truth))) == pytest.approx(1.0)
+    assert cohort.share(-truth) == pytest.approx(-1.0)
+    assert cohort.share(np.zeros_like(truth)) == pytest.approx(0.0)
+    noisy = cohort.share(truth + rng.normal(0, 0.2, len(truth)))
+    assert 0.3 < noisy < 0.95
+    # ECE against the truth: 0 for the truth, the shift for a uniformly shifted copy.
+    assert small_cohorts.ece_vs_truth(truth, truth) == pytest.approx(0.0, abs=1e-12)
+    assert small_cohorts.ece_vs_truth(truth + 0.03, truth) == pytest.approx(0.03)
+
+
+def test_gate_outcomes_tag_in_either_form() -> None:
+    records = [
+        {"name": "calibration_slope", "outcome": "pass", "estimate": 1.0},
+        {"name": "tpr_ratio_sex", "outcome": "not_assessable", "estimate": None},
+    ]
+    want = {"calibration_slope": "pass", "tpr_ratio_sex": "not_assessable"}
+    assert small_cohorts.gate_outcomes(json.dumps(records)) == want
+    assert small_cohorts.gate_outcomes(json.dumps(want)) == want
+    assert small_cohorts.gate_outcomes(json.dumps({"x": {"outcome": "fail"}})) == {"x": "fail"}
+    assert small_cohorts.gate_outcomes(None) == {}
+
+
+def _run_row(n: int, seed: int, share: float, ece: float, wall: float, code: int) -> dict:
+    return {
+        "n": n,
+        "seed": seed,
+        "labelled": n // 2,
+        "design": "small_cohort",
+        "family": "linear",
+        "exit_code": code,
+        "outcome": small_cohorts.TRAIN_EXIT[code],
+        "gate_outcomes": {"auc": "pass", "calibration_slope": "not_assessable", "tpr": "fail"},
+        "share": share,
+        "ece": ece,
+        "train_wall_seconds": wall,
+        "registry_seconds": 3.0,
+        "report_seconds": 2.0,
+        "synth_seconds": 1.0,
+        "seconds": wall + 5,
+        "candidates": {"L2 logistic": {"share": share + 0.01, "fit_seconds": 1.0}},
+    }
+
+
+def test_small_cohort_medians_verdicts_and_tables() -> None:
+    runs = [
+        _run_row(2_000, 11, 0.93, 0.04, 25.0, 3),
+        _run_row(2_000, 12, 0.90, 0.02, 15.0, 0),
+        _run_row(2_000, 13, 0.94, 0.01, 18.0, 2),
+        _run_row(50_000, 11, 0.97, 0.01, 60.0, 0),
+    ]
+    summary = small_cohorts.summarise_runs(runs)
+    s2k = summary["2000"]
+    assert (s2k["share"]["median"], s2k["share"]["min"], s2k["share"]["max"]) == (0.93, 0.9, 0.94)
+    assert s2k["train_wall_seconds"]["median"] == 18.0 and s2k["seeds"] == [11, 12, 13]
+    assert s2k["outcomes"] == {"needs approval": 1, "champion": 1, "gate failed": 1}
+    assert s2k["candidates"]["L2 logistic"]["median"] == pytest.approx(0.94)
+    got = {v.target: v for v in small_cohorts.verdicts(summary)}
+    assert got["2,000 people: share of the achievable ranking"].met  # 0.93 >= 0.925
+    assert got["2,000 people: ECE against the truth"].met  # 0.02 <= 0.03
+    assert got["2,000 people: `riskscreen train` wall time (s)"].met  # 18 <= 20
+    assert got["50,000 people: ECE against the truth"].rule == "≤ 0.02"
+    assert got["50,000 people: share of the achievable ranking"].text.startswith("missed by 0.005")
+    assert not any("50,000" in t and "wall" in t for t in got)  # no wall target at 50,000
+    assert small_cohorts.ece_target(10_000) == 0.02 and small_cohorts.ece_target(5_000) is None
+    sc = {
+        "evaluation": {
+            "n": 100,
+            "seed": 1,
+            "people": 40,
+            "intake_years": [2024, 2025],
+            "oracle_soft_auc": 0.8,
+        },
+        "summary": summary,
+        "runs": runs,
+        "errors": {},
+        "verdicts": [v.as_dict() for v in got.values()],
+    }
+    text = "\n".join(report._small_cohorts(sc))
+    assert "## Small cohorts (issue 15)" in text
+    assert "| 2,000 | 11, 12, 13 | 0.93 (0.9–0.94) | 0.94 (0.91–0.95) |" in text
+    assert "| 2,000 | 13 | 1,000 | small_cohort | linear | 2 (gate failed) | tpr | " in text
+    assert "calibration_slope" in text and "missed by 0.005" in text
+
+
+def test_small_cohorts_section_runs_the_real_flow(tmp_path: Path) -> None:
+    """`riskscreen synth` + timed `riskscreen train` on files at 2,000 people, one seed, the
+    registered version scored on a small evaluation cohort (tens of seconds)."""
+    got = small_cohorts.run([2_000], [11], tmp_path, eval_n=5_000)
+    assert got["errors"] == {}
+    (row,) = got["runs"]
+    assert (
+        row["exit_code"] in (0, 2, 3)
+        and row["outcome"] == small_cohorts.TRAIN_EXIT[row["exit_code"]]
+    )
+    verdict = {0: "yes", 3: "needs_approval", 2: "no"}[row["exit_code"]]
+    assert row["verdict"] == verdict and row["version"] == "1"
+    assert row["family"] in ("linear", "ebm", "trees") and row["design"] == "small_cohort"
+    assert row["gate_outcomes"] and set(row["gate_outcomes"].values()) <= {
+        "pass",
+        "fail",
+        "not_assessable",
+    }
+    assert 0.5 < row["share"] <= 1.0 and 0 <= row["ece"] < 0.2
+    assert 1_000 < row["labelled"] < 2_000
+    assert set(row["candidates"]) == {"L2 logistic", "EBM"}
+    assert all(0.5 < c["share"] <= 1.0 for c in row["candidates"].values())
+    assert row["train_wall_seconds"] > row["registry_seconds"] > 0
+    assert (tmp_path / "n2000-seed11" / "cohort" / "oracle.parquet").exists()
+    assert 500 < got["evaluation"]["people"] < 2_500  # two intake years of ten
+    assert len(got["evaluation"]["intake_years"]) == 2
+    assert {v["target"] for v in got["verdicts"]} == {
+        "2,000 people: share of the achievable ranking",
+        "2,000 people: ECE against the truth",
+        "2,000 people: `riskscreen train` wall time (s)",
+    }

@@ -1,15 +1,20 @@
-"""`riskscreen model`: what an auditor or admin does with a registered version."""
+"""`riskscreen model`: what an auditor or admin does with a registered version, and carrying a
+version to another municipality (export) or starting from another's (import)."""
 
 from __future__ import annotations
 
 import os
-from typing import Annotated
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from riskscreen.cli.common import load_settings
+from riskscreen.cli.common import configure_logging, load_settings
 
-app = typer.Typer(no_args_is_help=True, help="Registered model versions: approve.")
+if TYPE_CHECKING:
+    from riskscreen.registry import Registration
+
+app = typer.Typer(no_args_is_help=True, help="Registered model versions: approve, export, import.")
 
 
 @app.command("approve")
@@ -37,3 +42,88 @@ def approve(
         f"version {version} approved by key {approval['key_id']} ({approval['role']}) and made "
         f"champion; audit record {approval['audit_record_id']}"
     )
+
+
+@app.command("export")
+def export(
+    version: Annotated[str, typer.Option(help="The registered version to export.")],
+    out: Annotated[
+        Path | None, typer.Option(help="The archive to write (default: NAME-vVERSION.tar).")
+    ] = None,
+) -> None:
+    """Write a registered version, verified against its registered hash, as one archive.
+
+    The same version always gives the same bytes. Give the printed SHA-256 to the receiving
+    municipality through another channel than the file: `riskscreen model import` refuses an
+    archive whose hash differs before opening it.
+    """
+    from riskscreen.registry import mlflow_environment
+
+    mlflow_environment()
+    from riskscreen.jobs.transfer import export_version
+    from riskscreen.registry import ModelNotAvailable, ModelTampered
+
+    try:
+        exported = export_version(load_settings(), version, out)
+    except (ModelNotAvailable, ModelTampered) as exc:
+        typer.echo(f"not exported: {exc}", err=True)
+        raise typer.Exit(code=1) from exc
+    typer.echo(f"{exported.name} version {exported.version} -> {exported.path}")
+    typer.echo(f"SHA-256 {exported.sha256}")
+
+
+@app.command("import")
+def import_(
+    bundle: Annotated[Path, typer.Argument(help="The archive written by `model export`.")],
+    sha256: Annotated[str, typer.Option(help="Its SHA-256, received out of band.")],
+    config: Annotated[
+        Path, typer.Option(help="Training config YAML naming this municipality's data.")
+    ],
+) -> None:
+    """Recalibrate another municipality's model on your own people, judge it and register it.
+
+    Refuses (exit 1) an archive whose SHA-256 differs, before anything in it is read; a model
+    that reads a field you do not record, one made for another horizon, or one that never
+    learned from unknown answers your intake holds. Otherwise the model is recalibrated on your
+    labelled people, compared with a model trained here on the same years, evaluated with the
+    gates of training and registered: exit 0 champion, 3 waiting for an approval, 2 a gate
+    failed.
+    """
+    from riskscreen.registry import mlflow_environment
+
+    mlflow_environment()
+    configure_logging()
+    from riskscreen.jobs.transfer import import_archive
+    from riskscreen.model.archive import ArchiveRefused
+    from riskscreen.model.folds import TooFewPeople
+    from riskscreen.model.imported import ImportRefused
+
+    if not config.is_file():
+        raise typer.BadParameter(f"no config file at {config}", param_hint="--config")
+    try:
+        imported = import_archive(bundle, sha256, config, load_settings(), echo=typer.echo)
+    except (ArchiveRefused, ImportRefused, TooFewPeople) as exc:
+        typer.echo(f"not imported: {exc}", err=True)
+        raise typer.Exit(code=1) from exc
+    typer.echo(imported.outcome.comparison.sentence)
+    _exit_as_training(imported.registration)
+
+
+def _exit_as_training(outcome: Registration) -> None:
+    """Exit as `riskscreen train` does: 0 champion, 3 waiting for an approval, 2 a failed gate."""
+    if outcome.verdict == "needs_approval":
+        typer.echo(
+            f"Version {outcome.version} is registered; no gate failed, but these could not be "
+            f"assessed on these people: {', '.join(outcome.open_gates)}. It becomes champion "
+            f"after an auditor or admin approves it: riskscreen model approve --version "
+            f"{outcome.version} --reason TEXT (see the report).",
+            err=True,
+        )
+        raise typer.Exit(code=3)
+    if not outcome.champion:
+        typer.echo(
+            f"Gates failed ({', '.join(outcome.failed_gates)}): version "
+            f"{outcome.version} is registered but not made champion.",
+            err=True,
+        )
+        raise typer.Exit(code=2)

@@ -1,4 +1,4 @@
-"""The small-cohort design (DESIGN.md, "Small cohorts"): 500-20,000 labelled people.
+"""The small-cohort design (DESIGN.md, "Small cohorts"): 500-50,000 labelled people.
 
 A fixed held-out split of a municipality's own data is too small to choose a model, calibrate it
 or decide a gate. Instead each of the newest `test_years` intake years is predicted by models
@@ -157,7 +157,7 @@ def choose_family(
     yo, wo = y[rows], w[rows]
     aucs = {n: float(weighted_auc(yo, oofs[n].log_odds, wo[np.newaxis])[0]) for n in names}
     best = max(names, key=lambda n: (aucs[n], -SIMPLICITY.index(n)))
-    se = _paired_auc_se(yo, wo, {n: oofs[n].log_odds for n in names}, best, cfg)
+    se = paired_auc_se(yo, wo, {n: oofs[n].log_odds for n in names}, best, cfg)
     gap = {n: aucs[best] - aucs[n] for n in names}
     chosen = min((n for n in names if gap[n] <= cfg.noise_z * se[n]), key=SIMPLICITY.index)
     table = pd.DataFrame(
@@ -210,7 +210,7 @@ def weighted_auc(y: np.ndarray, score: np.ndarray, weights: np.ndarray) -> np.nd
     return wins / (positive.sum(axis=1) * negative.sum(axis=1))
 
 
-def _paired_auc_se(
+def paired_auc_se(
     y: np.ndarray,
     w: np.ndarray,
     scores: dict[str, np.ndarray],

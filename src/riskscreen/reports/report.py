@@ -30,6 +30,7 @@ from riskscreen.reports.figures import (
     roc_plot,
     unused_fields,
 )
+from riskscreen.reports.imported import imported_section
 from riskscreen.reports.sections import (
     additivity_check,
     fairness_section,
@@ -87,6 +88,7 @@ def build_context(
             for i, c in enumerate(result.candidates)
         ],
         "families": _families(result),
+        "imported": imported_section(result),
         "family_reason": result.family_reason,
         "features": features_section(result),
         "groups": group_importance(result),

@@ -105,6 +105,14 @@ def label_section(result: TrainingResult, cfg: TrainConfig) -> dict[str, Any]:
         }
         for name, ys in years.items()
     ]
+    if "evaluated_train_years" in result.provenance:  # the large design serves a refit
+        splits.append(
+            {
+                "name": "served model (refit)",
+                "years": ", ".join(str(y) for y in result.provenance["train_years"]),
+                "size": f"{sum(result.split_sizes.values()):,}",
+            }
+        )
     support = (
         "People who received intensified support are left out of training, evaluation and "
         "calibration, so the model estimates the risk under usual care."
@@ -271,7 +279,7 @@ def limitations_section(result: TrainingResult, cfg: TrainConfig) -> dict[str, A
     return {
         "special": [f.label_en for f in decls if f.special_category],
         "protected": [f.label_en for f in decls if f.sensitive],
-        "train_years": ", ".join(str(y) for y in result.split.train),
+        "train_years": ", ".join(str(y) for y in result.provenance["train_years"]),
         "test_years": ", ".join(str(y) for y in result.split.test),
         "support_handling": cfg.support_handling,
     }

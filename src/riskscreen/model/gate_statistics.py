@@ -223,7 +223,7 @@ def recall_ratio_margins(
     y: np.ndarray,
     w: np.ndarray,
     flags: np.ndarray,
-    benchmark_flags: np.ndarray | None,
+    benchmark: tuple[np.ndarray, np.ndarray] | None,
     groupings: Sequence[np.ndarray],
     *,
     min_ratio: float,
@@ -236,18 +236,24 @@ def recall_ratio_margins(
     it must reach, min(min_ratio, tolerance × the benchmark's ratio on the same people), or
     min_ratio without a benchmark.
 
-    A grouping gives each person a code 0..G−1, or −1 to leave them out (a group too small).
-    Model and benchmark recalls of every grouping come from the same bootstrap draws, so the
-    margin's interval is paired: noise that moves both rankings alike does not widen it.
+    `benchmark` is (positives, flags): whose recall the benchmark's is, and what it flags.
+    Against another ranking the positives are the labels `y`; against what the model's own
+    probabilities imply they are those probabilities (expected positives) and the flags are the
+    model's. A grouping gives each person a code 0..G−1, or −1 to leave them out (a group too
+    small). Model and benchmark recalls of every grouping come from the same bootstrap draws,
+    so the margin's interval is paired: noise that moves both alike does not widen it.
     """
     if not groupings:
         return []
-    bench = benchmark_flags if benchmark_flags is not None else flags
+    bench_positives, bench_flags = benchmark if benchmark is not None else (y, flags)
     blocks = []
     for codes in groupings:
-        positives = (codes[:, None] == np.arange(codes.max() + 1)) * y[:, None]
+        member = codes[:, None] == np.arange(codes.max() + 1)
+        positives, expected = member * y[:, None], member * bench_positives[:, None]
         blocks.append(
-            np.hstack([positives, positives * flags[:, None], positives * bench[:, None]])
+            np.hstack(
+                [positives, positives * flags[:, None], expected, expected * bench_flags[:, None]]
+            )
         )
     columns = np.hstack(blocks)
     full, replicate = columns.T @ w, poisson_replicate_sums(columns, replicates, seed, w)
@@ -257,7 +263,7 @@ def recall_ratio_margins(
         start = cols.stop
         model, required, model_tpr, bench_tpr = _recall_parts(full[cols], min_ratio, tolerance)
         boot_model, boot_required, *_ = _recall_parts(replicate[:, cols], min_ratio, tolerance)
-        if benchmark_flags is None:  # the plain criterion, and no benchmark to report
+        if benchmark is None:  # the plain criterion, and no benchmark to report
             required, boot_required = np.asarray(min_ratio), np.asarray(min_ratio)
             bench_tpr = np.full_like(model_tpr, np.nan)
         quantiles = [(1 - level) / 2, (1 + level) / 2]
@@ -279,9 +285,9 @@ def _recall_parts(
     sums: np.ndarray, min_ratio: float, tolerance: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Model ratio, required ratio and both group recalls from positives and hits by group."""
-    positives, hits, bench_hits = np.split(sums, 3, axis=-1)
+    positives, hits, bench_positives, bench_hits = np.split(sums, 4, axis=-1)
     with np.errstate(invalid="ignore", divide="ignore"):  # a replicate without positives
-        model_tpr, bench_tpr = hits / positives, bench_hits / positives
+        model_tpr, bench_tpr = hits / positives, bench_hits / bench_positives
         required = np.minimum(min_ratio, tolerance * _ratio(bench_tpr))
         return _ratio(model_tpr), required, model_tpr, bench_tpr
 

@@ -19,8 +19,8 @@ at 5%: `fail` rejects "the criterion holds", `pass` is the two one-sided tests o
 
 Group criteria that the truth itself fails on the same people measure the world, not the model
 (at a fixed capacity a lower-need group has a lower recall under any good ranking). They are
-judged against a benchmark ranking on the same people: the true probabilities on synthetic
-data, the manual checklist (the status quo) on real data; see `group_gates`.
+judged against a benchmark on the same people: the true probabilities on synthetic data, what
+the model's own probabilities imply on real data; see `group_gates`.
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from riskscreen.model.evaluate import checklist_flags
 from riskscreen.model.gate_rules import (
     SEVERITY,
     UNKNOWN,
@@ -122,7 +121,6 @@ def group_gates(
     threshold: float,
     sensitive_features: pd.DataFrame,
     oracle_p: np.ndarray | None = None,
-    checklist: np.ndarray | None = None,
     settings: GateSettings | None = None,
 ) -> list[GateOutcome]:
     """TPR ratio and within-group calibration for each fairness attribute.
@@ -133,21 +131,24 @@ def group_gates(
     risk minus its mean true risk, the model's gap in excess of the truth's (the observed rate
     cancels, and with it the label noise).
 
-    Real data: the TPR ratio's benchmark is the checklist flagging the same share, the status
-    quo a model must not be less equal than (README); without `checklist`, the plain
-    min_tpr_ratio. The calibration gap is mean predicted risk minus observed rate: the truth
-    meets it in expectation in every group, so it measures the model, and the interval carries
-    the label noise. Groups smaller than `min_group_size` are left out and named.
+    Real data: the TPR ratio's benchmark is the ratio the model's own probabilities imply for
+    its flags (each group's expected recall, Σ p·flag / Σ p): what the flags would give if the
+    model were right. A model that misjudges a group's risk in the range it flags finds that
+    group's positives at another rate than it implies; a world in which groups differ in need
+    moves both alike. (The checklist, an earlier benchmark, is no yardstick: a ranking by true
+    risk has a TPR ratio by region of about 0.42 where the checklist has 0.71, so the truth
+    itself failed against it.) The calibration gap is mean predicted risk minus observed rate:
+    the truth meets it in expectation in every group, so it measures the model, and the
+    interval carries the label noise. Groups smaller than `min_group_size` are left out and
+    named.
     """
     cfg = settings or GateSettings()
     flags = (p >= threshold).astype(np.float64)
     share = float(np.average(flags, weights=w))
-    benchmark = "none"
-    bench_flags: np.ndarray | None = None
     if oracle_p is not None:
-        benchmark, bench_flags = "truth", top_share_flags(oracle_p, w, share)
-    elif checklist is not None:
-        benchmark, bench_flags = "checklist", checklist_flags(checklist, w, share)
+        benchmark, against = "truth", (y, top_share_flags(oracle_p, w, share))
+    else:
+        benchmark, against = "implied", (p, flags)
     groupings = {
         attr: large_groups(sensitive_features[attr], y, w, cfg.min_group_size)
         for attr in cfg.fairness_attributes
@@ -158,7 +159,7 @@ def group_gates(
         y,
         w,
         flags,
-        bench_flags,
+        against,
         [groupings[attr].codes for attr in comparable],
         min_ratio=cfg.min_tpr_ratio,
         tolerance=cfg.tpr_ratio_tolerance,
@@ -214,19 +215,17 @@ def _tpr_gate(
     attr: str, r: RecallRatios | None, benchmark: str, groups: LargeGroups, cfg: GateSettings
 ) -> GateOutcome:
     """TPR ratio margin over the required ratio, the benchmark's group recalls beside it."""
-    required = f"{cfg.min_tpr_ratio:g}"
-    if benchmark != "none":
-        required = f"min({required}, {cfg.tpr_ratio_tolerance:g} × the {benchmark}'s ratio)"
+    of = {"truth": "the truth's ratio", "implied": "the ratio its probabilities imply"}
+    required = f"min({cfg.min_tpr_ratio:g}, {cfg.tpr_ratio_tolerance:g} × {of[benchmark]})"
     name, statistic = f"tpr_ratio_{attr}", f"lowest / highest group TPR minus {required}"
     if r is None:
         note = joined("fewer than two groups large enough", _small_note(groups, cfg))
         return decided(name, statistic, UNKNOWN, Criterion(0.0), groups.n, cfg, note)
     details = {"model_tpr_ratio": r.model_ratio, "required_tpr_ratio": r.required_ratio}
     details |= {f"model_tpr[{g}]": t for g, t in zip(groups.names, r.model_tpr, strict=True)}
-    if benchmark != "none":
-        details[f"{benchmark}_tpr_ratio"] = r.benchmark_ratio
-        for g, t in zip(groups.names, r.benchmark_tpr, strict=True):
-            details[f"{benchmark}_tpr[{g}]"] = t
+    details[f"{benchmark}_tpr_ratio"] = r.benchmark_ratio
+    for g, t in zip(groups.names, r.benchmark_tpr, strict=True):
+        details[f"{benchmark}_tpr[{g}]"] = t
     note = _small_note(groups, cfg)
     return decided(name, statistic, r.margin, Criterion(0.0), groups.n, cfg, note, details)
 
@@ -297,7 +296,6 @@ def decide_gates(
         threshold=threshold,
         sensitive_features=sensitive_features,
         oracle_p=oracle_p,
-        checklist=checklist,
         settings=cfg,
     )
     return [*calibration_gates(y, p, w, cfg), auc_gate(y, p, w, checklist, cfg), *groups]

@@ -182,11 +182,53 @@ def test_plain_group_calibration_gap_does_not_fail_the_truth(
             rows.w,
             threshold=rows.threshold(rows.truth),
             sensitive_features=rows.sensitive,
-            checklist=rows.checklist,
             settings=SETTINGS,
         )
         failed += any(o.outcome == "fail" for o in gates if o.name.startswith("calibration_gap"))
     assert failed <= 1
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_real_data_group_gates_do_not_fail_the_truth(
+    cohorts: dict[int, list[GateRows]], size: int
+) -> None:
+    """Real data have no oracle, and the checklist is no yardstick for the TPR ratio: a ranking
+    by true risk flags the groups with more need more (TPR ratio by region about 0.42 at 50,000,
+    the checklist's 0.71), so against the checklist the truth itself failed on 6 of 20 seeds.
+    The benchmark is the ratio the model's own probabilities imply on the same flags."""
+    failed = []
+    for rows in cohorts[size]:
+        gates = group_gates(
+            rows.y,
+            rows.truth,
+            rows.w,
+            threshold=rows.threshold(rows.truth),
+            sensitive_features=rows.sensitive,
+            settings=SETTINGS,
+        )
+        failed.append({o.name for o in gates if o.outcome == "fail"})
+    assert sum(bool(f) for f in failed) <= 1, failed
+
+
+def test_real_data_group_gates_fail_a_group_disparity(cohorts: dict[int, list[GateRows]]) -> None:
+    """The largest region's log-odds +0.7 in the model, not in the world, at 50,000, without
+    the truth: the region's risks go beyond what its labels show, and the version fails."""
+    for rows in cohorts[50_000]:
+        shift = 0.7 * (rows.sensitive["region_of_origin"] == "middle_east").to_numpy()
+        biased = expit(log_odds(rows.truth) + shift)
+        gates = group_gates(
+            rows.y,
+            biased,
+            rows.w,
+            threshold=rows.threshold(biased),
+            sensitive_features=rows.sensitive,
+            settings=SETTINGS,
+        )
+        outcome = {o.name: o.outcome for o in gates}
+        assert outcome["calibration_gap_region_of_origin"] == "fail"
+        # The implied benchmark moves with the model's own inflated risks: the TPR gate cannot
+        # tell here (measured: not assessable on all 20 seeds), and never passes it.
+        assert outcome["tpr_ratio_region_of_origin"] != "pass"
 
 
 def test_decide_gates_and_the_champion_verdict(cohorts: dict[int, list[GateRows]]) -> None:
@@ -270,7 +312,8 @@ def test_too_few_people_or_groups_are_not_assessable() -> None:
     }
     assert by_name["tpr_ratio_region_of_origin"].outcome == "not_assessable"
     assert "fewer than two groups" in by_name["tpr_ratio_region_of_origin"].note
-    assert by_name["tpr_ratio_sex"].details["required_tpr_ratio"] == 0.8  # no benchmark
+    implied = by_name["tpr_ratio_sex"].details["implied_tpr_ratio"]
+    assert by_name["tpr_ratio_sex"].details["required_tpr_ratio"] == min(0.8, 0.9 * implied)
     assert by_name["tpr_ratio_sex"].criterion == ">= 0"
 
 

@@ -69,7 +69,10 @@ def mlflow_serving(settings: Settings, version: str, folder: Path) -> Iterator[s
     starts uvicorn as a child); the group is stopped on exit. Yields the server's URL."""
     port = _free_port()
     env = os.environ | {
+        # Both: `mlflow.set_registry_uri` in an earlier register() of this process (another
+        # test's store) leaves MLFLOW_REGISTRY_URI in os.environ, and it would win.
         "MLFLOW_TRACKING_URI": settings.resolved_tracking_uri,
+        "MLFLOW_REGISTRY_URI": settings.resolved_tracking_uri,
         "MLFLOW_DISABLE_TELEMETRY": "true",
         "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
         # MLflow runs `exec uvicorn ...` through bash: the virtualenv's bin must be on PATH.

@@ -21,6 +21,18 @@ from service.schemas import MAX_BATCH
 MAX_BODY: int = Settings.model_fields["max_body_bytes"].default  # the apps under test keep it
 SCORE_REF = "{score_id}"  # replaced by the id of a score that exists
 IDENTITY_NUMBERS = ("19900101-1234", "199001011234", "900101-1234", "9001011234", "900101 1234")
+# Issue 16, Why 2: accepted as case_ref and stored in the log (the first three), or in a comment
+# (all of them); the guard now reads dashes, spaces, underscores and invisible characters
+# between digits as separators.
+SEPARATED_NUMBERS = ("19850101_1234", "850101--1234", "85-01-01-1234")
+COMMENT_NUMBERS = (
+    "8501 01-1234",
+    "850101-12 34",
+    "850101\u20131234",  # en dash
+    "850101\u20111234",  # non-breaking hyphen
+    "850101\u200b-1234",  # a zero-width space before the dash
+)
+INVISIBLE = (("bidi override", "\u202e"), ("zero-width space", "\u200b"), ("C1 control", "\x85"))
 
 
 @dataclass
@@ -193,8 +205,14 @@ def sizes() -> Iterator[Hostile]:
     )
 
 
+def _shown(text: str) -> str:
+    """A case id a terminal shows: invisible characters as escapes."""
+    return text if text.isascii() and text.isprintable() else ascii(text)
+
+
 def bad_characters() -> Iterator[Hostile]:
-    for label, text in (("NUL", "ab\u0000cd"), ("lone surrogate", "ab\ud800cd")):
+    invisible = tuple((label, f"ab{char}cd") for label, char in INVISIBLE)
+    for label, text in (("NUL", "ab\u0000cd"), ("lone surrogate", "ab\ud800cd"), *invisible):
         yield Hostile(f"{label} in case_ref", _score(valid_intake(), text), 422, ("case_ref",))
         intake = valid_intake(disability="none" + text)
         yield Hostile(
@@ -213,13 +231,18 @@ def bad_characters() -> Iterator[Hostile]:
 
 
 def identity_numbers() -> Iterator[Hostile]:
-    for ref in sorted({n.replace(" ", "") for n in IDENTITY_NUMBERS}):
+    refs = {n.replace(" ", "") for n in IDENTITY_NUMBERS} | set(SEPARATED_NUMBERS)
+    for ref in sorted(refs):
         yield Hostile(
-            f"case_ref {ref}", _score(valid_intake(), ref), 422, ("case_ref",), secrets=(ref,)
+            f"case_ref {ref}",
+            _score(valid_intake(), ref),
+            422,
+            ("case_ref", "personal identity number"),
+            secrets=(ref,),
         )
-    for number in IDENTITY_NUMBERS:
+    for number in (*IDENTITY_NUMBERS, *SEPARATED_NUMBERS, *COMMENT_NUMBERS):
         yield Hostile(
-            f"comment {number}",
+            f"comment {_shown(number)}",
             _decision(comment=f"född {number}, ring tillbaka"),
             422,
             ("comment", "personal identity number"),

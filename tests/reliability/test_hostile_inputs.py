@@ -122,6 +122,12 @@ def test_the_corpus_covers_every_kind_of_attack() -> None:
         "surrogate",
         "case_ref 1990",
         "comment 1990",
+        "case_ref 19850101_1234",  # issue 16, Why 2: separators and invisible characters
+        "comment 8501 01-1234",
+        "comment '850101\\u2013",
+        "bidi override in a comment",
+        "zero-width space in a comment",
+        "C1 control in a comment",
         "batch of",
         "empty body",
         "content type",

@@ -168,6 +168,9 @@ def test_only_the_owner_records_a_decision(service: Service, bodies: list[dict[s
     ("change", "field"),
     [
         ({"comment": "klient 19850312-1234 avböjde"}, "comment"),
+        ({"comment": "klient 850312-12 34 avböjde"}, "comment"),  # issue 16, Why 2
+        ({"comment": "klient 850312\u200b-1234 avböjde"}, "comment"),
+        ({"comment": "klient \u202eavböjde"}, "comment"),
         ({"comment": "x" * 501}, "comment"),
         ({"reason_code": "gut_feeling"}, "reason_code"),
         ({"support": "less"}, "support"),
@@ -186,7 +189,7 @@ def test_invalid_decisions_are_422_and_not_logged(
     )
     assert response.status_code == 422, response.text
     assert [e["field"] for e in response.json()["errors"]] == [field]
-    assert "19850312" not in response.text  # the rejected value is never echoed
+    assert "850312" not in response.text  # the rejected value is never echoed
     assert service.audit_count() == before
 
 

@@ -14,6 +14,7 @@ import pytest
 from http_support import UNLIMITED, Service, running, sqlite_url
 
 from riskscreen.audit.chain import AuditUnavailable
+from riskscreen.contract.identity import REFERENCE_REFUSAL
 from riskscreen.contract.schema import FIELDS_BY_NAME, GROUPS_BY_NAME
 from riskscreen.jobs.casework import notice
 from riskscreen.registry import Registration
@@ -225,6 +226,31 @@ def test_an_unknown_language_is_422(service: Service, bodies: list[dict[str, Any
     )
     assert response.status_code == 422
     assert response.json()["errors"][0]["field"] == "query.lang"
+
+
+@pytest.mark.parametrize("case_ref", ["240101-0012", "85-01-01-1234", "2024-001234"])
+def test_a_case_ref_read_as_an_identity_number_is_422_saying_why(
+    service: Service, bodies: list[dict[str, Any]], case_ref: str
+) -> None:
+    before = service.audit_count()
+    body = {**bodies[1], "case_ref": case_ref}
+    for path, sent, field in (
+        ("/v1/scores", body, "case_ref"),
+        ("/v1/scores/batch", {"records": [bodies[2], body]}, "records.1.case_ref"),
+    ):
+        response = service.client.post(path, json=sent, headers=service.auth("cm"))
+        assert response.status_code == 422, response.text
+        assert response.json()["errors"] == [
+            {
+                "field": field,
+                "location": ["body"],
+                "rule": "value_error",
+                "message": f"Value error, {REFERENCE_REFUSAL}",
+            }
+        ]
+        assert case_ref not in response.text
+    assert service.audit_count() == before
+    assert "cannot be told apart from a personal identity number" in REFERENCE_REFUSAL
 
 
 @pytest.mark.parametrize("lang", ["sv", "en"])

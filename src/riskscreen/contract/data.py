@@ -38,7 +38,11 @@ import pandera.pandas as pa
 
 from riskscreen.contract.cells import Field, is_key, parse_cells
 from riskscreen.contract.cross import cross_problems
-from riskscreen.contract.identity import CASE_REF_PATTERN, looks_like_personal_number
+from riskscreen.contract.identity import (
+    CASE_REF_PATTERN,
+    REFERENCE_REFUSAL,
+    looks_like_personal_number,
+)
 from riskscreen.contract.problems import DataValidationError, Problem, rows_of
 from riskscreen.contract.read import TableReadError, read_table
 from riskscreen.contract.schema import INTAKE_FIELDS, OUTCOME_FIELDS, IntakeField
@@ -72,12 +76,7 @@ def _checks(f: Field, today: pd.Timestamp) -> list[pa.Check]:
                 error="is not a case reference (1-64 characters of A-Z a-z 0-9 _ -)",
             )
         )
-        checks.append(
-            pa.Check(
-                _not_personal_number,
-                error=("looks like a Swedish personal identity number; use an opaque pseudonym"),
-            )
-        )
+        checks.append(pa.Check(_not_personal_number, error=REFERENCE_REFUSAL))
     return checks
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from riskscreen.contract.cells import KEY, Field
-from riskscreen.contract.identity import looks_like_personal_number
+from riskscreen.contract.identity import is_personal_number, looks_like_personal_number
 from riskscreen.contract.mapping_checks import SECTION_FIELDS
 from riskscreen.contract.schema import IntakeField
 from riskscreen.contract.value_labels import CATEGORY_LABELS
@@ -90,7 +90,7 @@ def _value_words(f: Field) -> dict[str, tuple[object, str]]:
 
 def _is_identity(column: str, cells: pd.Series) -> bool:
     filled = cells[cells.str.strip() != ""]
-    shaped = filled.map(looks_like_personal_number).astype(bool)
+    shaped = filled.map(is_personal_number).astype(bool)
     by_values = len(filled) > 0 and float(shaped.mean()) >= IDENTITY_SHARE
     return normalised(column) in _IDENTITY_HEADERS or by_values
 

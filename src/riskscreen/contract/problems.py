@@ -44,7 +44,7 @@ class Problem:
     def __post_init__(self) -> None:
         for name in ("value", "column"):  # an unknown column's header is the file's text too
             text = getattr(self, name)
-            if text is not None and looks_like_personal_number(str(text)):
+            if text is not None and looks_like_personal_number(_in_full(text)):
                 object.__setattr__(self, name, REDACTED)
 
     def describe(self) -> str:
@@ -80,11 +80,17 @@ class DataValidationError(ValueError):
         super().__init__(f"{len(self.problems)} data contract problem(s):\n" + "\n".join(lines))
 
 
-def show_value(value: object) -> str:
-    """How a cell is quoted in a message: as written, quoted only if blanks would hide it."""
+def _in_full(value: object) -> str:
+    """A cell as a message writes it, before shortening: a date without its midnight (whose
+    digits, `2019-01-01 00`, would read as ten to the identity-number guard)."""
     if isinstance(value, pd.Timestamp | dt.date) and value == pd.Timestamp(value).normalize():
         return pd.Timestamp(value).date().isoformat()
-    text = str(value)
+    return str(value)
+
+
+def show_value(value: object) -> str:
+    """How a cell is quoted in a message: as written, quoted only if blanks would hide it."""
+    text = _in_full(value)
     if len(text) > _MAX_SHOWN_CHARS:
         text = text[: _MAX_SHOWN_CHARS - 1] + "…"
     return text if text and text.strip() == text else repr(text)

@@ -14,20 +14,14 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
-from riskscreen.contract.identity import (
-    CASE_REF_PATTERN,
-    CASE_REF_PUBLISHED_PATTERN,
-    looks_like_personal_number,
-)
+from riskscreen.contract.identity import CASE_REF_PATTERN, CASE_REF_PUBLISHED_PATTERN, checked
 from riskscreen.contract.schema import FIELDS_BY_NAME, INTAKE_FIELDS, MAY_BE_UNKNOWN, IntakeField
 
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 def _check_case_ref(value: str) -> str:
-    if looks_like_personal_number(value):
-        raise ValueError("looks like a personal identity number; use an opaque pseudonym")
-    return value
+    return checked(value, reference=True)
 
 
 def _iso_date_text(value: Any) -> Any:

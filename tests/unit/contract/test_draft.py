@@ -110,3 +110,18 @@ def test_a_decimal_comma_is_noticed() -> None:
     frame = pd.DataFrame({"År av arbetslivserfarenhet": ["1,5", "2"], "Ålder": ["41", "33"]})
     assert "  decimal_comma: true" in draft_mapping(ExportTable(frame, "x.csv")).text
     assert "  decimal_comma: false" in draft_mapping(ExportTable(frame.iloc[1:], "x.csv")).text
+
+
+def test_a_column_of_dates_with_their_time_of_day_is_not_taken_for_identity_numbers() -> None:
+    # Real date cells of an .xlsx read as text carry their midnight: ten digits to the guard.
+    frame = pd.DataFrame(
+        {
+            "Inskriven": ["2024-01-15 00:00:00", "2024-02-01 00:00:00"],
+            "Id": ["19850101-1234", "85-02-02-2345"],  # the second shape is new in issue 16
+        },
+        dtype=object,
+    )
+    proposal = draft_mapping(ExportTable(frame, "intake.xlsx"))
+    lines = proposal.text.splitlines()
+    assert any(line.startswith('  identity_number_column: "Id"  # identity') for line in lines)
+    assert not any("Inskriven" in item and "identity" in item for item in proposal.unplaced)

@@ -78,6 +78,9 @@ def test_refusals_change_nothing(waiting: tuple[Settings, str, dict[str, str]]) 
         (tokens["auditor"], "1", REASON, "every gate passed"),
         (tokens["auditor"], version, "ok", "the reason must be"),
         (tokens["auditor"], version, "Checked with 19850101-1234 today.", "identity number"),
+        # issue 16, Why 2: separators between the digits, and invisible characters
+        (tokens["auditor"], version, "Checked with 8501 01-12 34 today.", "identity number"),
+        (tokens["auditor"], version, "Checked with \u202ethe model today.", "invisible"),
     ):
         code, output = _approve(settings, token, ver, reason)
         assert code == 1 and why in output, output

@@ -1,4 +1,8 @@
-"""`riskscreen audit`: verify the chain, replay scores, export the log for an auditor."""
+"""`riskscreen audit`: verify the chain, replay scores, export the log for an auditor.
+
+Each reads an audit store that must already exist (and replay the model registry too): in the
+wrong folder they say where they looked and exit 1, creating nothing.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from riskscreen.cli.common import load_settings, stores
+from riskscreen.cli.common import existing_stores, load_settings, require_registry
 
 if TYPE_CHECKING:
     from riskscreen.audit.chain import AuditStore
@@ -21,9 +25,15 @@ def audit_verify(
     ctx: typer.Context,
     head_seq: Annotated[int | None, typer.Option(help="A published head's position.")] = None,
     head_hash: Annotated[str | None, typer.Option(help="A published head's hash.")] = None,
+    allow_empty: Annotated[
+        bool, typer.Option("--allow-empty", help="Report an empty log as OK (exit 0).")
+    ] = False,
 ) -> None:
-    """Walk the hash chain; exit 1 at the first broken link (and say where)."""
-    audit, _ = stores(ctx)
+    """Walk the hash chain; exit 1 at the first broken link (and say where), or on an empty log
+    unless --allow-empty; a store in use holds at least the record of its first key."""
+    from riskscreen.audit.db import store_location
+
+    audit, _ = existing_stores(ctx)
     expected = (head_seq, head_hash) if head_seq is not None and head_hash else None
     result = audit.verify(expected_head=expected)
     if not result.ok:
@@ -33,6 +43,17 @@ def audit_verify(
             err=True,
         )
         raise typer.Exit(code=1)
+    if result.checked == 0:
+        if not allow_empty:
+            typer.echo(
+                f"no records to verify in the audit store at {store_location(audit.engine)}: "
+                "the log is empty, so this is probably not the store in use; pass "
+                "--allow-empty if an empty log is expected",
+                err=True,
+            )
+            raise typer.Exit(code=1)
+        typer.echo("OK: 0 records verify (the log is empty)")
+        return
     head = f"; head {result.head[0]} {result.head[1]}" if result.head else ""
     typer.echo(f"OK: {result.checked} records verify{head}")
 
@@ -52,7 +73,7 @@ def audit_replay(
 
     if bool(record_id) == all_records:
         raise typer.BadParameter("give either --id ID or --all")
-    audit, _ = stores(ctx)
+    audit, _ = existing_stores(ctx)
     settings = load_settings()
     cache: dict[str, LoadedModel] = {}
 
@@ -61,12 +82,18 @@ def audit_replay(
             cache[version] = load_verified(settings, version)
         return cache[version]
 
-    records = [audit.get(record_id)] if record_id else _all_scores(audit)
-    bad = 0
-    for record in records:
-        if record is None or record.kind != "score":
+    if record_id:
+        one = audit.get(record_id)
+        if one is None or one.kind != "score":
             typer.echo(f"no score record {record_id}", err=True)
             raise typer.Exit(code=1)
+        records = [one]
+    else:
+        records = _all_scores(audit)
+    if records:
+        require_registry(settings)  # before MLflow makes an empty one to look in
+    bad = 0
+    for record in records:
         mismatches = [c for c in replay(record, load) if not c.equal]
         bad += bool(mismatches)
         for c in mismatches:
@@ -95,7 +122,7 @@ def audit_export(
     """Write every record, hashes included, as JSON Lines for an external auditor."""
     import json
 
-    audit, _ = stores(ctx)
+    audit, _ = existing_stores(ctx)
     count, after = 0, None
     with output.open("w") as fh:
         while page := audit.list(after_seq=after, limit=1000):

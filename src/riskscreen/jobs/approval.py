@@ -11,18 +11,20 @@ gate to get there.
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
+from sqlalchemy.engine import Engine
+
 from riskscreen.audit.chain import AuditStore
-from riskscreen.audit.keys import KeyStore
-from riskscreen.contract.identity import looks_like_personal_number
+from riskscreen.audit.db import StoreUnavailable, is_database_url, open_existing
+from riskscreen.audit.keys import KeyStore, api_keys
+from riskscreen.audit.table import audit_records
+from riskscreen.contract.identity import refusal
 from riskscreen.registry import ARTIFACT_HASH_TAG, client
 from riskscreen.settings import Settings
 
 APPROVING_ROLES = ("auditor", "admin")
 MIN_REASON, MAX_REASON = 10, 500
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 class ApprovalRefused(RuntimeError):
@@ -33,13 +35,9 @@ def _checked_reason(reason: str) -> str:
     text = reason.strip()
     if not MIN_REASON <= len(text) <= MAX_REASON:
         raise ApprovalRefused(f"the reason must be {MIN_REASON}-{MAX_REASON} characters")
-    if _CONTROL.search(text):
-        raise ApprovalRefused("the reason holds control characters; remove them")
-    if looks_like_personal_number(text):
-        raise ApprovalRefused(
-            "the reason holds something shaped like a personal identity number: it is about "
-            "the model, never about a person"
-        )
+    why = refusal(text)
+    if why is not None:  # it is about the model, never about a person
+        raise ApprovalRefused(f"the reason {why}")
     return text
 
 
@@ -48,10 +46,11 @@ def approve_version(settings: Settings, token: str, version: str, reason: str) -
 
     Raises:
         ApprovalRefused: an unknown, revoked or case-manager key, a reason that is not about
-            the model, or a version that is not waiting for an approval.
+            the model, a version that is not waiting for an approval, or no audit store or
+            model registry where the settings point (none is created).
     """
     text = _checked_reason(reason)
-    audit = AuditStore.from_url(settings.resolved_audit_url)
+    audit = AuditStore(_existing(settings))
     try:
         key = KeyStore(audit.engine).authenticate(token)
         if key is None:
@@ -99,3 +98,26 @@ def approve_version(settings: Settings, token: str, version: str, reason: str) -
         return approval
     finally:
         audit.close()
+
+
+def _existing(settings: Settings) -> Engine:
+    """The audit store's engine, once it and the model registry are known to exist: an approval
+    in the wrong folder must not start an empty log and registry there."""
+    try:
+        engine = open_existing(settings.resolved_audit_url, (audit_records.name, api_keys.name))
+        registry = settings.resolved_tracking_uri
+        if is_database_url(registry):
+            try:
+                open_existing(
+                    registry,
+                    ("registered_models",),  # MLflow's; as riskscreen.cli.common checks it
+                    what="model registry",
+                    setting="RISKSCREEN_TRACKING_URI",
+                    made_by="riskscreen train",
+                ).dispose()
+            except StoreUnavailable:
+                engine.dispose()
+                raise
+    except StoreUnavailable as exc:
+        raise ApprovalRefused(str(exc)) from exc
+    return engine

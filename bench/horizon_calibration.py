@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from riskscreen.model.config import load_train_config
-from riskscreen.model.pipeline import load_training_data, run_training
+from riskscreen.model.pipeline import run_training
+from riskscreen.model.training_data import load_training_data
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "train.yaml"
 

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from riskscreen.model.config import TrainConfig
-from riskscreen.model.pipeline import TrainingData, TrainingResult, run_training
+from riskscreen.model.pipeline import TrainingResult, run_training
+from riskscreen.model.training_data import TrainingData
 from riskscreen.registry import Registration, register
 from riskscreen.settings import Settings
 from riskscreen.synth.generate import Cohort, generate_cohort

@@ -21,8 +21,9 @@ import numpy as np
 
 from riskscreen.model import train as train_module
 from riskscreen.model.config import load_train_config
-from riskscreen.model.pipeline import load_training_data, run_training
+from riskscreen.model.pipeline import run_training
 from riskscreen.model.scoring import score_frame
+from riskscreen.model.training_data import load_training_data
 from riskscreen.reports.report import render_report
 from riskscreen.synth.generate import generate_cohort
 

@@ -32,8 +32,8 @@ from riskscreen.jobs.explore import intake_records
 from riskscreen.model import archive
 from riskscreen.model.config import load_train_config
 from riskscreen.model.imported import DESIGN
-from riskscreen.model.pipeline import load_training_data
 from riskscreen.model.scoring import Scorer
+from riskscreen.model.training_data import load_training_data
 from riskscreen.registry import Registration
 from riskscreen.settings import Settings
 from riskscreen.synth.generate import write_cohort

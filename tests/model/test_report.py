@@ -20,7 +20,8 @@ import pytest
 
 from riskscreen.contract.schema import FIELDS_BY_NAME
 from riskscreen.model.config import TrainConfig
-from riskscreen.model.pipeline import TrainingData, TrainingResult, run_training
+from riskscreen.model.pipeline import TrainingResult, run_training
+from riskscreen.model.training_data import TrainingData
 from riskscreen.reports.report import write_report
 from riskscreen.synth.generate import Cohort, generate_cohort
 

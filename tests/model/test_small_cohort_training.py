@@ -14,7 +14,8 @@ import pytest
 
 from riskscreen.model.config import TrainConfig
 from riskscreen.model.families import FAMILIES
-from riskscreen.model.pipeline import TrainingData, TrainingResult, run_training
+from riskscreen.model.pipeline import TrainingResult, run_training
+from riskscreen.model.training_data import TrainingData
 from riskscreen.registry import client, load_verified, register
 from riskscreen.reports.report import render_report
 from riskscreen.settings import Settings

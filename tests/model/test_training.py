@@ -10,7 +10,8 @@ from riskscreen.contract.features import FeatureSpec, encode_frame
 from riskscreen.contract.schema import OUTCOME_COLUMNS, SWEDISH_LEVELS
 from riskscreen.explain.reasons import group_contributions
 from riskscreen.model.config import TrainConfig
-from riskscreen.model.pipeline import TrainingData, TrainingResult, _labelled
+from riskscreen.model.pipeline import TrainingResult, _labelled
+from riskscreen.model.training_data import TrainingData
 from riskscreen.synth.generate import Cohort
 
 

@@ -14,7 +14,8 @@ import pytest
 from http_support import UNLIMITED, Service, running, score_body, sqlite_url
 
 from riskscreen.model.config import TrainConfig
-from riskscreen.model.pipeline import TrainingData, run_training
+from riskscreen.model.pipeline import run_training
+from riskscreen.model.training_data import TrainingData
 from riskscreen.registry import register
 from riskscreen.settings import Settings
 from riskscreen.synth.generate import generate_cohort

@@ -19,7 +19,8 @@ from http_support import UNLIMITED, Service, running, sqlite_url
 from riskscreen.contract.schema import FIELDS_BY_NAME, MAY_BE_UNKNOWN
 from riskscreen.explain.reasons import GroupReason, reason_sentence
 from riskscreen.model.config import TrainConfig
-from riskscreen.model.pipeline import TrainingData, run_training
+from riskscreen.model.pipeline import run_training
+from riskscreen.model.training_data import TrainingData
 from riskscreen.registry import register
 from riskscreen.settings import Settings
 from riskscreen.synth.generate import Cohort

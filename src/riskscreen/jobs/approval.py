@@ -68,9 +68,7 @@ def approve_version(settings: Settings, token: str, version: str, reason: str) -
             }.get(str(verdict), "it was registered without three-valued gates")
             raise ApprovalRefused(f"version {version} is not waiting for an approval: {why}")
         open_gates = [
-            o["name"]
-            for o in json.loads(tags["gate_outcomes"])
-            if o["outcome"] == "not_assessable"
+            o["name"] for o in json.loads(tags["gate_outcomes"]) if o["outcome"] == "not_assessable"
         ]
         record = audit.append(
             "model_approved",

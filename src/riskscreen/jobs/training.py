@@ -11,7 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from riskscreen.model.config import load_train_config
-from riskscreen.model.pipeline import load_training_data, run_training
+from riskscreen.model.pipeline import run_training
+from riskscreen.model.training_data import load_training_data
 from riskscreen.registry import Registration, client, register
 from riskscreen.settings import Settings
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from riskscreen.model.archive import read_archive, write_archive
 from riskscreen.model.config import load_train_config
 from riskscreen.model.imported import ImportedResult, evaluate_imported
-from riskscreen.model.pipeline import load_training_data
+from riskscreen.model.training_data import load_training_data
 from riskscreen.registry import Registration, client, load_verified, register
 from riskscreen.settings import Settings
 

@@ -26,16 +26,21 @@ import numpy as np
 import pandas as pd
 
 from riskscreen.contract.features import FeatureSpec, encode_frame
-from riskscreen.contract.labels import make_labels
 from riskscreen.contract.schema import FIELDS_BY_NAME, schema_hash
 from riskscreen.model.bundle import ModelBundle
 from riskscreen.model.config import TrainConfig
-from riskscreen.model.folds import out_of_fold
 from riskscreen.model.paired_backtest import Comparison, compare_backtests
-from riskscreen.model.pipeline import TrainingData, TrainingResult, evaluated
+from riskscreen.model.pipeline import (
+    TrainingResult,
+    complete_years_frame,
+    evaluated,
+    labels_for,
+    logistic_baseline_oof,
+)
 from riskscreen.model.recalibration import RecalibratedFit, recalibrate
 from riskscreen.model.small_design import SmallFit, fit_small_design
-from riskscreen.model.train import YearSplit, fit_logistic_baseline
+from riskscreen.model.train import YearSplit
+from riskscreen.model.training_data import TrainingData
 
 log = logging.getLogger(__name__)
 DESIGN = "imported_recalibrated"
@@ -88,20 +93,6 @@ def check_servable(imported: ModelBundle, data: TrainingData, cfg: TrainConfig) 
         )
 
 
-def labelled_people(data: TrainingData, cfg: TrainConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The labels, and the labelled rows of fully followed-up years with `y` and `weight`
-    (what the small-cohort design of `pipeline.run_training` keeps)."""
-    labels = make_labels(
-        data.intake, data.outcomes, horizon_months=cfg.horizon_months, support=cfg.support_handling
-    )
-    partial = labels.loc[labels["status"] == "recent", "intake_year"].unique()
-    keep = ((labels["status"] == "labelled") & ~labels["intake_year"].isin(partial)).to_numpy()
-    frame = data.intake.reset_index(drop=True).copy()
-    frame["y"] = labels["long_settlement"].to_numpy(dtype=float, na_value=np.nan)
-    frame["weight"] = labels["ipcw_weight"].to_numpy()
-    return labels, frame[keep].reset_index(drop=True)
-
-
 def evaluate_imported(
     imported: ModelBundle,
     data: TrainingData,
@@ -117,7 +108,8 @@ def evaluate_imported(
         TooFewPeople: the predicted years or the years before them are short.
     """
     check_servable(imported, data, cfg)
-    labels, frame = labelled_people(data, cfg)
+    labels = labels_for(data, cfg)
+    frame = complete_years_frame(data, labels)
     folds = cfg.design.folds
     step(f"recalibrating on {len(frame):,} labelled people")
     fit = recalibrate(
@@ -190,20 +182,12 @@ def _compare(fit: RecalibratedFit, local: SmallFit, cfg: TrainConfig) -> Compari
 def _test_frame(
     frame: pd.DataFrame, fit: RecalibratedFit, spec: FeatureSpec
 ) -> tuple[pd.DataFrame, np.ndarray]:
-    """The predicted people with their out-of-fold probability and the logistic baseline's
-    (fitted, as in the small-cohort design, on the years before each predicted year)."""
+    """The predicted people with their out-of-fold probability and the logistic baseline's."""
     x_all = encode_frame(frame, spec)
-    y, w = frame["y"].to_numpy(), frame["weight"].to_numpy()
-
-    def logreg(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
-        model = fit_logistic_baseline(x, y, w, spec)
-        return lambda rows_x: model.predict_proba(rows_x)[:, 1]  # type: ignore[attr-defined]
-
-    baseline = out_of_fold(logreg, x_all, y, w, fit.folds)
     rows = fit.oof["row"].to_numpy()
     test = frame.iloc[rows].copy()
     test["probability"] = fit.oof["probability"].to_numpy()
-    test["logreg"] = pd.Series(baseline.log_odds, index=baseline.rows).loc[rows].to_numpy()
+    test["logreg"] = logistic_baseline_oof(frame, x_all, spec, fit.folds).loc[rows].to_numpy()
     return test, x_all
 
 

@@ -6,9 +6,8 @@ Kept apart from the registry so notebooks and tests can train and inspect a mode
 
 from __future__ import annotations
 
-import hashlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,7 +25,7 @@ from riskscreen.model.evaluate import (
     evaluate_test,
     sensitive_frame,
 )
-from riskscreen.model.folds import forward_folds, out_of_fold
+from riskscreen.model.folds import YearFold, forward_folds, out_of_fold
 from riskscreen.model.gate_rules import GateOutcome, Verdict
 from riskscreen.model.gates import champion_allowed, decide_gates
 from riskscreen.model.refit import refit_on_every_year
@@ -38,65 +37,9 @@ from riskscreen.model.train import (
     fit_logistic_baseline,
     temporal_split,
 )
+from riskscreen.model.training_data import TrainingData
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class TrainingData:
-    """Canonical intake and outcome frames, and the oracle when the data are synthetic."""
-
-    intake: pd.DataFrame
-    outcomes: pd.DataFrame
-    oracle: pd.DataFrame | None
-    data_kind: str  # "synthetic" or "real"
-    data_card: str | None = None
-    # Read through a mapping: the intake fields the municipality does not record (no column in
-    # `intake`) and the coverage report (`contract.coverage.Coverage.to_dict`).
-    not_recorded: tuple[str, ...] = ()
-    coverage: dict[str, Any] | None = None
-
-    def fingerprint(self) -> str:
-        """SHA-256 over the canonical content of both tables (provenance of a model)."""
-        digest = hashlib.sha256()
-        for frame in (self.intake, self.outcomes):
-            digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
-        return digest.hexdigest()
-
-
-def load_training_data(cfg: TrainConfig, progress: bool = False) -> TrainingData:
-    """Generate the configured synthetic cohort or read and validate a municipality's files."""
-    if cfg.data.source == "synthetic":
-        from riskscreen.synth.generate import generate_cohort
-
-        s = cfg.data.synthetic
-        cohort = generate_cohort(s.n, s.seed, horizon_months=cfg.horizon_months, progress=progress)
-        return TrainingData(
-            cohort.intake, cohort.outcomes, cohort.oracle, "synthetic", cohort.data_card
-        )
-    from riskscreen.contract.data import load_tables
-
-    assert cfg.data.intake_path is not None and cfg.data.outcomes_path is not None
-    if cfg.data.mapping is not None:
-        from riskscreen.contract.export import read_export
-        from riskscreen.contract.mapping import load_mapping
-
-        mapping = load_mapping(cfg.data.mapping)
-        export = read_export(cfg.data.intake_path, cfg.data.outcomes_path, mapping)
-        assert export.outcomes is not None  # read_export reads the outcomes it is given
-        coverage = export.coverage.to_dict()
-        return TrainingData(
-            export.intake, export.outcomes, None, "real", None, export.not_recorded, coverage
-        )
-    intake, outcomes = load_tables(cfg.data.intake_path, cfg.data.outcomes_path)
-    if cfg.data.oracle_path is not None:
-        from riskscreen.synth.generate import read_oracle
-
-        oracle = read_oracle(cfg.data.oracle_path)
-        if not intake["case_ref"].isin(oracle["case_ref"]).all():
-            raise ValueError(f"{cfg.data.oracle_path} is not the truth of {cfg.data.intake_path}")
-        return TrainingData(intake, outcomes, oracle, "synthetic")
-    return TrainingData(intake, outcomes, None, "real")
 
 
 @dataclass
@@ -140,7 +83,7 @@ class TrainingResult:
         return self.verdict == "yes"
 
 
-def _labels(data: TrainingData, cfg: TrainConfig) -> pd.DataFrame:
+def labels_for(data: TrainingData, cfg: TrainConfig) -> pd.DataFrame:
     return make_labels(
         data.intake, data.outcomes, horizon_months=cfg.horizon_months, support=cfg.support_handling
     )
@@ -152,6 +95,30 @@ def _frame(data: TrainingData, labels: pd.DataFrame, keep: np.ndarray) -> pd.Dat
     frame["y"] = labels["long_settlement"].to_numpy(dtype=float, na_value=np.nan)
     frame["weight"] = labels["ipcw_weight"].to_numpy()
     return frame[keep]
+
+
+def complete_years_frame(data: TrainingData, labels: pd.DataFrame) -> pd.DataFrame:
+    """The labelled people of fully followed-up intake years, with `y` and `weight`, at
+    positions 0..n−1: what the out-of-fold designs (small cohorts, an import) judge on."""
+    partial = labels.loc[labels["status"] == "recent", "intake_year"].unique()
+    complete = ~labels["intake_year"].isin(partial)
+    keep = ((labels["status"] == "labelled") & complete).to_numpy()
+    return _frame(data, labels, keep).reset_index(drop=True)
+
+
+def logistic_baseline_oof(
+    frame: pd.DataFrame, x: np.ndarray, spec: FeatureSpec, folds: Sequence[YearFold]
+) -> pd.Series:
+    """The one-hot logistic baseline's probability for every predicted row (indexed by its
+    position in `frame`), each fitted on the years before its row's, as the design's models."""
+
+    def fit(x_fit: np.ndarray, y: np.ndarray, w: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+        model = fit_logistic_baseline(x_fit, y, w, spec)
+        return lambda rows: model.predict_proba(rows)[:, 1]  # type: ignore[attr-defined]
+
+    y, w = frame["y"].to_numpy(), frame["weight"].to_numpy()
+    baseline = out_of_fold(fit, x, y, w, folds)
+    return pd.Series(baseline.log_odds, index=baseline.rows)
 
 
 def _split_frame(
@@ -169,7 +136,7 @@ def _labelled(
     data: TrainingData, cfg: TrainConfig
 ) -> tuple[pd.DataFrame, YearSplit, dict[str, int]]:
     """The split design's frame, its years and the label counts (for inspection and tests)."""
-    labels = _labels(data, cfg)
+    labels = labels_for(data, cfg)
     frame, split = _split_frame(data, labels, cfg)
     return frame, split, label_counts(labels)
 
@@ -188,7 +155,7 @@ def run_training(
 ) -> TrainingResult:
     """Label, choose the design, fit, calibrate, threshold and evaluate; no I/O but logging."""
     step("labelling with censoring weights")
-    labels = _labels(data, cfg)
+    labels = labels_for(data, cfg)
     # A field the municipality does not record cannot be a feature: the version is trained,
     # registered and served without it (and its request schema does not ask for it).
     spec = FeatureSpec(tuple(f for f in cfg.features if f not in data.not_recorded))
@@ -255,10 +222,7 @@ def _small_cohort(
 ) -> TrainingResult:
     """Small cohorts: choose, calibrate and evaluate on forward-chaining out-of-fold
     predictions over intake years; serve the chosen family refitted on every eligible year."""
-    partial = labels.loc[labels["status"] == "recent", "intake_year"].unique()
-    complete = ~labels["intake_year"].isin(partial)
-    frame = _frame(data, labels, ((labels["status"] == "labelled") & complete).to_numpy())
-    frame = frame.reset_index(drop=True)
+    frame = complete_years_frame(data, labels)
     folds = cfg.design.folds
     step(f"small-cohort design: {', '.join(folds.candidates)} on {folds.test_years} year folds")
     fit = fit_small_design(
@@ -281,17 +245,7 @@ def _small_cohort(
         min_per_year=folds.min_per_year,
         min_train=folds.min_train,
     )
-
-    def logreg(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
-        model = fit_logistic_baseline(x, y, w, spec)
-        return lambda rows_x: model.predict_proba(rows_x)[:, 1]  # type: ignore[attr-defined]
-
-    baseline = out_of_fold(
-        logreg, x_all, frame["y"].to_numpy(), frame["weight"].to_numpy(), year_folds
-    )
-    test["logreg"] = (
-        pd.Series(baseline.log_odds, index=frame.index[baseline.rows]).loc[test.index].to_numpy()
-    )
+    test["logreg"] = logistic_baseline_oof(frame, x_all, spec, year_folds).loc[rows].to_numpy()
     _, contrib = fit.bundle.contributions(x_all[rows], num_threads=0)
     oof_years = sorted(int(y) for y in fit.oof["year"].unique())
     all_years = sorted(int(y) for y in np.unique(years))

@@ -267,7 +267,7 @@ def test_validation_may_leave_out_fields_not_recorded() -> None:
 
 def test_training_reads_the_export_through_the_configured_mapping(tmp_path: Path) -> None:
     from riskscreen.model.config import TrainConfig
-    from riskscreen.model.pipeline import load_training_data
+    from riskscreen.model.training_data import load_training_data
 
     intake, outcomes, mapping = write_export(tmp_path)
     files = {"source": "files", "intake_path": intake, "outcomes_path": outcomes}

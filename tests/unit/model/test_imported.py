@@ -14,7 +14,7 @@ from riskscreen.model.bundle import Calibration, ModelBundle, Thresholds
 from riskscreen.model.config import TrainConfig
 from riskscreen.model.imported import ImportRefused, check_servable, evaluate_imported
 from riskscreen.model.linear import PenalizedLogistic
-from riskscreen.model.pipeline import TrainingData
+from riskscreen.model.training_data import TrainingData
 from riskscreen.synth.generate import Cohort, generate_cohort
 
 CFG = TrainConfig.model_validate({"config_version": 2})

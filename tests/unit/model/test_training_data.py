@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from riskscreen.model.config import TrainConfig
-from riskscreen.model.pipeline import load_training_data
+from riskscreen.model.training_data import load_training_data
 from riskscreen.synth.generate import write_cohort
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import matplotlib
 import numpy as np
 import pytest
+from sklearn.metrics import roc_auc_score
 
 from riskscreen.contract.schema import FIELDS_BY_NAME
 from riskscreen.model.config import TrainConfig
@@ -299,3 +300,25 @@ def test_writing_a_report_leaves_global_state_alone(synthetic: Written) -> None:
 
     assert synthetic.global_state_kept
     assert plt.get_fignums() == []
+
+
+def test_backtest_shows_every_predicted_year_and_the_truth_on_synthetic_data(
+    synthetic: Written, real: Written
+) -> None:
+    for written in (synthetic, real):
+        table = _section(written.html, r'<table id="backtest">(.*?)</table>')
+        test = written.result.test_frame
+        years = sorted(test["intake_date"].dt.year.unique())
+        cells = [re.findall(r"<td[^>]*>(.*?)</td>", row) for row in table.split("<tr>")[2:]]
+        assert [c[0] for c in cells] == [str(y) for y in years] + ["all years"]
+        pooled = cells[-1]
+        assert pooled[1] == f"{len(test):,}"
+        auc = roc_auc_score(test["y"], test["probability"], sample_weight=test["weight"])
+        assert pooled[4] == f"{auc:.3f}"
+        low, high = (float(v) for v in pooled[5].split("–"))
+        assert low < auc < high
+    metrics = synthetic.result.evaluation.metrics
+    pooled = re.findall(r"<td[^>]*>(.*?)</td>", synthetic.html.split('id="backtest"')[1])
+    assert f"{metrics['test_share_of_achievable']:.3f}" in pooled
+    assert "share of the achievable ranking" in synthetic.html.split('id="backtest"')[1]
+    assert "share of the achievable ranking" not in real.html.split('id="backtest"')[1][:2000]

@@ -17,6 +17,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from riskscreen.contract.features import encode_frame
 from riskscreen.contract.schema import FIELDS_BY_NAME
 from riskscreen.model.config import TrainConfig
+from riskscreen.reports.backtest import backtest_section
 from riskscreen.reports.comparison import TestScores, metrics_section
 from riskscreen.reports.figures import (
     MAX_POINTS,
@@ -76,6 +77,7 @@ def build_context(
         "coverage": result.coverage,
         "label": label_section(result, cfg),
         "metrics": metrics_section(result, cfg, scores),
+        "backtest": backtest_section(result),
         "candidates": [
             {
                 "trees": c.num_trees,

@@ -26,6 +26,7 @@ _EPS = 1e-9
 # Poisson(1) by inverse CDF on float32 uniforms, three times faster than Generator.poisson;
 # counts above 9 (probability 1e-7) are lost to float32 resolution, which no interval notices.
 _POISSON_CDF = poisson.cdf(np.arange(13), 1.0).astype(np.float32)
+IMPLIED_DRAWS = 200  # label draws for the TPR ratio a model's own probabilities imply
 _DRAW_CELLS = 4_000_000  # replicates × people per block of bootstrap draws (16 MB as float32)
 
 
@@ -223,7 +224,7 @@ def recall_ratio_margins(
     y: np.ndarray,
     w: np.ndarray,
     flags: np.ndarray,
-    benchmark: tuple[np.ndarray, np.ndarray] | None,
+    benchmark_flags: np.ndarray | None,
     groupings: Sequence[np.ndarray],
     *,
     min_ratio: float,
@@ -231,39 +232,41 @@ def recall_ratio_margins(
     replicates: int,
     seed: int,
     level: float,
+    implied_by: np.ndarray | None = None,
 ) -> list[RecallRatios]:
     """Per grouping: the model's TPR ratio (lowest over highest group recall) minus the ratio
     it must reach, min(min_ratio, tolerance × the benchmark's ratio on the same people), or
     min_ratio without a benchmark.
 
-    `benchmark` is (positives, flags): whose recall the benchmark's is, and what it flags.
-    Against another ranking the positives are the labels `y`; against what the model's own
-    probabilities imply they are those probabilities (expected positives) and the flags are the
-    model's. A grouping gives each person a code 0..G−1, or −1 to leave them out (a group too
-    small). Model and benchmark recalls of every grouping come from the same bootstrap draws,
-    so the margin's interval is paired: noise that moves both alike does not widen it.
+    The benchmark is another ranking's flags (`benchmark_flags`: the truth's, on synthetic
+    data), or what the model's own probabilities imply (`implied_by`, real data): see
+    `implied_recalls`. A grouping gives each person a code 0..G−1, or −1 to leave them out (a
+    group too small). Against another ranking, model and benchmark recalls come from the same
+    bootstrap draws, so the interval is paired: noise that moves both alike does not widen it.
     """
     if not groupings:
         return []
-    bench_positives, bench_flags = benchmark if benchmark is not None else (y, flags)
+    bench_flags = benchmark_flags if benchmark_flags is not None else flags
     blocks = []
     for codes in groupings:
-        member = codes[:, None] == np.arange(codes.max() + 1)
-        positives, expected = member * y[:, None], member * bench_positives[:, None]
+        positives = (codes[:, None] == np.arange(codes.max() + 1)) * y[:, None]
         blocks.append(
-            np.hstack(
-                [positives, positives * flags[:, None], expected, expected * bench_flags[:, None]]
-            )
+            np.hstack([positives, positives * flags[:, None], positives * bench_flags[:, None]])
         )
     columns = np.hstack(blocks)
     full, replicate = columns.T @ w, poisson_replicate_sums(columns, replicates, seed, w)
     out, start = [], 0
-    for block in blocks:
+    for codes, block in zip(groupings, blocks, strict=True):
         cols = slice(start, start + block.shape[1])
         start = cols.stop
         model, required, model_tpr, bench_tpr = _recall_parts(full[cols], min_ratio, tolerance)
         boot_model, boot_required, *_ = _recall_parts(replicate[:, cols], min_ratio, tolerance)
-        if benchmark is None:  # the plain criterion, and no benchmark to report
+        implied_ratio = float("nan")
+        if implied_by is not None:
+            implied_ratio, bench_tpr = implied_recalls(implied_by, w, flags, codes, seed=seed)
+            required = np.asarray(min(min_ratio, tolerance * implied_ratio))
+            boot_required = required
+        elif benchmark_flags is None:  # the plain criterion, and no benchmark to report
             required, boot_required = np.asarray(min_ratio), np.asarray(min_ratio)
             bench_tpr = np.full_like(model_tpr, np.nan)
         quantiles = [(1 - level) / 2, (1 + level) / 2]
@@ -272,7 +275,9 @@ def recall_ratio_margins(
             RecallRatios(
                 margin=Interval(float(model - required), float(low), float(high)),
                 model_ratio=float(model),
-                benchmark_ratio=float(_ratio(bench_tpr)),
+                benchmark_ratio=implied_ratio
+                if implied_by is not None
+                else float(_ratio(bench_tpr)),
                 required_ratio=float(required),
                 model_tpr=model_tpr,
                 benchmark_tpr=bench_tpr,
@@ -285,11 +290,46 @@ def _recall_parts(
     sums: np.ndarray, min_ratio: float, tolerance: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Model ratio, required ratio and both group recalls from positives and hits by group."""
-    positives, hits, bench_positives, bench_hits = np.split(sums, 4, axis=-1)
+    positives, hits, bench_hits = np.split(sums, 3, axis=-1)
     with np.errstate(invalid="ignore", divide="ignore"):  # a replicate without positives
-        model_tpr, bench_tpr = hits / positives, bench_hits / bench_positives
+        model_tpr, bench_tpr = hits / positives, bench_hits / positives
         required = np.minimum(min_ratio, tolerance * _ratio(bench_tpr))
         return _ratio(model_tpr), required, model_tpr, bench_tpr
+
+
+def implied_recalls(
+    p: np.ndarray,
+    w: np.ndarray,
+    flags: np.ndarray,
+    codes: np.ndarray,
+    *,
+    seed: int,
+    draws: int = IMPLIED_DRAWS,
+) -> tuple[float, np.ndarray]:
+    """The TPR ratio, and each group's recall, that the model's flags would show if its
+    probabilities `p` were the truth: labels drawn from p for the same people, averaged over
+    `draws` draws.
+
+    Drawn rather than computed as Σ p·flag / Σ p per group: the model's own ratio is the
+    lowest over the highest of noisy group recalls, which sits below the ratio of their means;
+    drawn labels carry the same noise and the same selection, so a model that is right meets
+    its benchmark in expectation. The benchmark is then a fixed number and the interval is the
+    model's own (not paired): wider, so a small group's shortfall is not assessable rather
+    than failed.
+    """
+    rng = np.random.default_rng(seed)
+    member = codes[:, None] == np.arange(codes.max() + 1)
+    columns = (np.hstack([member, member * flags[:, None]]) * w[:, None]).astype(np.float32)
+    block = max(1, _DRAW_CELLS // len(p))
+    ratios, recalls = [], []
+    for start in range(0, draws, block):
+        labels = (rng.random((min(block, draws - start), len(p))) < p).astype(np.float32)
+        positives, hits = np.split((labels @ columns).astype(np.float64), 2, axis=-1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            tpr = hits / positives
+        ratios.append(_ratio(tpr))
+        recalls.append(tpr)
+    return float(np.nanmean(np.concatenate(ratios))), np.nanmean(np.vstack(recalls), axis=0)
 
 
 def _ratio(tpr: np.ndarray) -> np.ndarray:

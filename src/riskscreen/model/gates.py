@@ -132,23 +132,21 @@ def group_gates(
     cancels, and with it the label noise).
 
     Real data: the TPR ratio's benchmark is the ratio the model's own probabilities imply for
-    its flags (each group's expected recall, Σ p·flag / Σ p): what the flags would give if the
-    model were right. A model that misjudges a group's risk in the range it flags finds that
-    group's positives at another rate than it implies; a world in which groups differ in need
-    moves both alike. (The checklist, an earlier benchmark, is no yardstick: a ranking by true
-    risk has a TPR ratio by region of about 0.42 where the checklist has 0.71, so the truth
-    itself failed against it.) The calibration gap is mean predicted risk minus observed rate:
-    the truth meets it in expectation in every group, so it measures the model, and the
-    interval carries the label noise. Groups smaller than `min_group_size` are left out and
-    named.
+    its flags (`gate_statistics.implied_recalls`: labels drawn from p): what the flags would
+    give if the model were right. A model that misjudges a group's risk in the range it flags
+    finds that group's positives at another rate than it implies; a world in which groups
+    differ in need moves both alike. (The checklist, an earlier benchmark, is no yardstick:
+    a ranking by true risk has a TPR ratio by region of about 0.42 where the checklist has
+    0.71, so the truth itself failed against it.) The calibration gap is mean predicted risk
+    minus observed rate: the truth meets it in expectation in every group, so it measures the
+    model, and the interval carries the label noise. Groups smaller than `min_group_size` are
+    left out and named.
     """
     cfg = settings or GateSettings()
     flags = (p >= threshold).astype(np.float64)
     share = float(np.average(flags, weights=w))
-    if oracle_p is not None:
-        benchmark, against = "truth", (y, top_share_flags(oracle_p, w, share))
-    else:
-        benchmark, against = "implied", (p, flags)
+    truth_flags = top_share_flags(oracle_p, w, share) if oracle_p is not None else None
+    benchmark = "truth" if oracle_p is not None else "implied"
     groupings = {
         attr: large_groups(sensitive_features[attr], y, w, cfg.min_group_size)
         for attr in cfg.fairness_attributes
@@ -159,13 +157,14 @@ def group_gates(
         y,
         w,
         flags,
-        against,
+        truth_flags,
         [groupings[attr].codes for attr in comparable],
         min_ratio=cfg.min_tpr_ratio,
         tolerance=cfg.tpr_ratio_tolerance,
         replicates=cfg.bootstrap,
         seed=cfg.seed,
         level=cfg.level,
+        implied_by=p if oracle_p is None else None,
     )
     ratios = dict(zip(comparable, margins, strict=True))
     out = []

@@ -14,6 +14,7 @@ import typer
 if TYPE_CHECKING:
     from riskscreen.audit.chain import AuditStore
     from riskscreen.audit.keys import KeyStore
+    from riskscreen.registry import Registration
     from riskscreen.settings import Settings
 
 
@@ -22,6 +23,9 @@ def configure_logging() -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # interpret logs every boosting round of every bag at INFO: hundreds of lines per training
+    # at a person's terminal, none of which they can act on.
+    logging.getLogger("interpret").setLevel(logging.WARNING)
 
 
 def load_settings() -> Settings:
@@ -109,3 +113,24 @@ def require_registry(settings: Settings) -> None:
     except StoreUnavailable as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(code=1) from exc
+
+
+def exit_as_training(outcome: Registration) -> None:
+    """Exit as `riskscreen train` does: 0 champion, 3 waiting for an approval, 2 a failed gate
+    (the version is registered for the record either way)."""
+    if outcome.verdict == "needs_approval":
+        typer.echo(
+            f"Version {outcome.version} is registered; no gate failed, but these could not be "
+            f"assessed on these people: {', '.join(outcome.open_gates)}. It becomes champion "
+            f"after an auditor or admin approves it: riskscreen model approve --version "
+            f"{outcome.version} --reason TEXT (see the report).",
+            err=True,
+        )
+        raise typer.Exit(code=3)
+    if not outcome.champion:
+        typer.echo(
+            f"Gates failed ({', '.join(outcome.failed_gates)}): version "
+            f"{outcome.version} is registered but not made champion.",
+            err=True,
+        )
+        raise typer.Exit(code=2)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from riskscreen.cli.common import configure_logging, load_settings
+from riskscreen.cli.common import configure_logging, exit_as_training, load_settings
 from riskscreen.cli.mapping import load_mapping_or_exit
 
 DEFAULT_CONFIG = Path("configs/train.yaml")
@@ -36,23 +36,7 @@ def train(
         raise typer.BadParameter(f"no config file at {config}", param_hint="--config")
     if config is None and DEFAULT_CONFIG.is_file():
         config = DEFAULT_CONFIG
-    outcome = train_and_register(config, load_settings(), echo=typer.echo)
-    if outcome.verdict == "needs_approval":
-        typer.echo(
-            f"Version {outcome.version} is registered; no gate failed, but these could not be "
-            f"assessed on these people: {', '.join(outcome.open_gates)}. It becomes champion "
-            f"after an auditor or admin approves it: riskscreen model approve --version "
-            f"{outcome.version} --reason TEXT (see the report).",
-            err=True,
-        )
-        raise typer.Exit(code=3)
-    if not outcome.champion:
-        typer.echo(
-            f"Gates failed ({', '.join(outcome.failed_gates)}): version "
-            f"{outcome.version} is registered but not made champion.",
-            err=True,
-        )
-        raise typer.Exit(code=2)
+    exit_as_training(train_and_register(config, load_settings(), echo=typer.echo))
 
 
 def _intake_or_exit(

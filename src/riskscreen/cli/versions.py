@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from riskscreen.cli.common import configure_logging, load_settings
+from riskscreen.cli.common import configure_logging, exit_as_training, load_settings
 
 if TYPE_CHECKING:
-    from riskscreen.registry import Registration
+    pass
 
 app = typer.Typer(no_args_is_help=True, help="Registered model versions: approve, export, import.")
 
@@ -106,24 +106,4 @@ def import_(
         typer.echo(f"not imported: {exc}", err=True)
         raise typer.Exit(code=1) from exc
     typer.echo(imported.outcome.comparison.sentence)
-    _exit_as_training(imported.registration)
-
-
-def _exit_as_training(outcome: Registration) -> None:
-    """Exit as `riskscreen train` does: 0 champion, 3 waiting for an approval, 2 a failed gate."""
-    if outcome.verdict == "needs_approval":
-        typer.echo(
-            f"Version {outcome.version} is registered; no gate failed, but these could not be "
-            f"assessed on these people: {', '.join(outcome.open_gates)}. It becomes champion "
-            f"after an auditor or admin approves it: riskscreen model approve --version "
-            f"{outcome.version} --reason TEXT (see the report).",
-            err=True,
-        )
-        raise typer.Exit(code=3)
-    if not outcome.champion:
-        typer.echo(
-            f"Gates failed ({', '.join(outcome.failed_gates)}): version "
-            f"{outcome.version} is registered but not made champion.",
-            err=True,
-        )
-        raise typer.Exit(code=2)
+    exit_as_training(imported.registration)

@@ -10,8 +10,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from riskscreen.model.config import load_train_config
-from riskscreen.model.pipeline import run_training
+from riskscreen.model.config import TrainConfig, load_train_config
+from riskscreen.model.pipeline import TrainingResult, run_training
 from riskscreen.model.training_data import load_training_data
 from riskscreen.registry import Registration, client, register
 from riskscreen.settings import Settings
@@ -48,6 +48,20 @@ def train_and_register(
     for name in HEADLINE_METRICS:
         if name in result.evaluation.metrics:
             echo(f"    {name:40s} {result.evaluation.metrics[name]:.4f}")
+    registration, _ = register_with_report(result, cfg, settings, data.data_card, report_dir, step)
+    return registration
+
+
+def register_with_report(
+    result: TrainingResult,
+    cfg: TrainConfig,
+    settings: Settings,
+    data_card: str | None,
+    report_dir: Path,
+    step: Callable[[str], None],
+) -> tuple[Registration, Path]:
+    """Register an evaluated result, write its report under `report_dir` and log it with the
+    run: every version a person can find in MLflow has its report beside it."""
     step("registering in MLflow")
     registration = register(result, cfg, settings)
     step("writing the report")
@@ -60,7 +74,7 @@ def train_and_register(
         report_dir / f"{cfg.model_name}-v{registration.version}.html",
         model_name=cfg.model_name,
         version=registration.version,
-        data_card=data.data_card,
+        data_card=data_card,
     )
     client(settings).log_artifact(registration.run_id, str(report))
     gates = ", ".join(f"{o.name}={o.outcome}" for o in result.gate_outcomes)
@@ -68,4 +82,4 @@ def train_and_register(
         f"version {registration.version} registered; gates: {gates}; "
         f"champion: {registration.verdict.replace('_', ' ')}; report: {report}"
     )
-    return registration
+    return registration, report

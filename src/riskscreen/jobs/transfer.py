@@ -15,11 +15,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from riskscreen.jobs.training import register_with_report
 from riskscreen.model.archive import read_archive, write_archive
 from riskscreen.model.config import load_train_config
 from riskscreen.model.imported import ImportedResult, evaluate_imported
 from riskscreen.model.training_data import load_training_data
-from riskscreen.registry import Registration, client, load_verified, register
+from riskscreen.registry import Registration, load_verified
 from riskscreen.settings import Settings
 
 
@@ -89,22 +90,7 @@ def import_archive(
     data = load_training_data(cfg)
     outcome = evaluate_imported(bundle, data, cfg, archive_sha256=archive_sha256, step=step)
     result = outcome.result
-    step("registering in MLflow")
-    registration = register(result, cfg, settings)
-    from riskscreen.reports.report import write_report
-
-    report = write_report(
-        result,
-        cfg,
-        report_dir / f"{cfg.model_name}-v{registration.version}.html",
-        model_name=cfg.model_name,
-        version=registration.version,
-        data_card=data.data_card,
-    )
-    client(settings).log_artifact(registration.run_id, str(report))
-    gates = ", ".join(f"{o.name}={o.outcome}" for o in result.gate_outcomes)
-    step(
-        f"version {registration.version} registered; gates: {gates}; "
-        f"champion: {registration.verdict.replace('_', ' ')}; report: {report}"
+    registration, report = register_with_report(
+        result, cfg, settings, data.data_card, report_dir, step
     )
     return Imported(registration, outcome, report)

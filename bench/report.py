@@ -601,6 +601,7 @@ def _small_cohorts(sc: dict[str, Any]) -> list[str]:
             r["design"],
             r["family"],
             f"{r['exit_code']} ({r['outcome']})",
+            r.get("champion", ""),
             _gate_names(r["gate_outcomes"], "fail"),
             _gate_names(r["gate_outcomes"], "not_assessable"),
             fmt(r["share"]),
@@ -645,7 +646,9 @@ def _small_cohorts(sc: dict[str, Any]) -> list[str]:
         ),
         "",
         "Each run (`riskscreen train` exit code: 0 champion, 3 needs approval: only "
-        "not-assessable gates open, 2 a gate failed):",
+        "not-assessable gates open, 2 a gate failed; a version waiting for approval is then "
+        "approved as an auditor would, `riskscreen keys create --role auditor` and "
+        "`riskscreen model approve`, and `champion` says whether the alias moved):",
         "",
         table(
             [
@@ -655,6 +658,7 @@ def _small_cohorts(sc: dict[str, Any]) -> list[str]:
                 "design",
                 "family",
                 "exit code",
+                "champion",
                 "gates failed",
                 "gates not assessable",
                 "share",

@@ -28,6 +28,7 @@ here; `bench/small_cohorts_probe.py` is the quick in-process variant built on it
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -249,6 +250,32 @@ def latest_version(store: Path) -> Any:
     return load_verified(settings, str(newest))
 
 
+def approve(store: Path, version: str, workdir: Path) -> bool:
+    """What an auditor does with a version waiting for approval: a key of their own
+    (`riskscreen keys create --role auditor`), then `riskscreen model approve`. True if the
+    version is champion afterwards (the approval is then in the audit log, naming the key)."""
+    from riskscreen.registry import client
+    from riskscreen.settings import Settings
+
+    cli = str(Path(sys.executable).with_name("riskscreen"))
+    env = {**os.environ, "RISKSCREEN_DATA_DIR": str(store), "MLFLOW_DISABLE_TELEMETRY": "true"}
+    for name in ("RISKSCREEN_TRACKING_URI", "RISKSCREEN_ARTIFACT_ROOT", "RISKSCREEN_AUDIT_URL"):
+        env.pop(name, None)
+    created = subprocess.run(
+        [cli, "keys", "create", "--role", "auditor", "--name", "bench-auditor"],
+        env=env, cwd=workdir, capture_output=True, text=True, check=True, timeout=120,
+    )  # fmt: skip
+    env["RISKSCREEN_API_KEY"] = created.stdout.strip().splitlines()[-1].strip()
+    reason = "bench: synthetic cohort; the open gates could not be assessed at this size"
+    subprocess.run(
+        [cli, "model", "approve", "--version", version, "--reason", reason],
+        env=env, cwd=workdir, capture_output=True, text=True, check=True, timeout=300,
+    )  # fmt: skip
+    settings = Settings(data_dir=store, tracking_uri=None, artifact_root=None)
+    champion = client(settings).get_model_version_by_alias(settings.model_name, "champion")
+    return str(champion.version) == version
+
+
 def measure(
     n: int,
     seed: int,
@@ -273,12 +300,17 @@ def measure(
     log_odds = bundle.log_odds(cohort.encoded(bundle.spec), num_threads=0)
     probability = 1.0 / (1.0 + np.exp(-log_odds))
     gates = gate_outcomes(loaded.tags.get("gate_outcomes"))
+    champion = {0: "direct", 2: "no"}.get(trained["exit_code"], "")
+    if trained["exit_code"] == 3:
+        approved = approve(run_dir / "store", loaded.version, run_dir)
+        champion = "after approval" if approved else "approval refused"
     row: dict[str, Any] = {
         "n": n,
         "seed": seed,
         "exit_code": trained["exit_code"],
         "outcome": TRAIN_EXIT[trained["exit_code"]],
         "verdict": loaded.tags.get("verdict"),
+        "champion": champion,
         "version": loaded.version,
         "design": loaded.tags.get("design"),
         "family": loaded.tags.get("family") or bundle.family.name,

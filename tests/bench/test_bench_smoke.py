@@ -261,6 +261,7 @@ def _run_row(n: int, seed: int, share: float, ece: float, wall: float, code: int
         "family": "linear",
         "exit_code": code,
         "outcome": small_cohorts.TRAIN_EXIT[code],
+        "champion": {0: "direct", 2: "no", 3: "after approval"}[code],
         "gate_outcomes": {"auc": "pass", "calibration_slope": "not_assessable", "tpr": "fail"},
         "share": share,
         "ece": ece,
@@ -310,7 +311,9 @@ def test_small_cohort_medians_verdicts_and_tables() -> None:
     text = "\n".join(report._small_cohorts(sc))
     assert "## Small cohorts (issue 15)" in text
     assert "| 2,000 | 11, 12, 13 | 0.93 (0.9–0.94) | 0.94 (0.91–0.95) |" in text
-    assert "| 2,000 | 13 | 1,000 | small_cohort | linear | 2 (gate failed) | tpr | " in text
+    assert "| 2,000 | 13 | 1,000 | small_cohort | linear | 2 (gate failed) | no | tpr | " in text
+    approved = "| 2,000 | 11 | 1,000 | small_cohort | linear | 3 (needs approval) | after approval"
+    assert approved in text
     assert "calibration_slope" in text and "missed by 0.005" in text
 
 
@@ -326,6 +329,8 @@ def test_small_cohorts_section_runs_the_real_flow(tmp_path: Path) -> None:
     )
     verdict = {0: "yes", 3: "needs_approval", 2: "no"}[row["exit_code"]]
     assert row["verdict"] == verdict and row["version"] == "1"
+    # a version waiting for approval is approved as an auditor would, and becomes champion
+    assert row["champion"] == {0: "direct", 3: "after approval", 2: "no"}[row["exit_code"]]
     assert row["family"] in ("linear", "ebm", "trees") and row["design"] == "small_cohort"
     assert row["gate_outcomes"] and set(row["gate_outcomes"].values()) <= {
         "pass",

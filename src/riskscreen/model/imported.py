@@ -36,9 +36,11 @@ from riskscreen.model.pipeline import (
     evaluated,
     labels_for,
     logistic_baseline_oof,
+    model_fields,
+    small_design_fit,
 )
 from riskscreen.model.recalibration import RecalibratedFit, recalibrate
-from riskscreen.model.small_design import SmallFit, fit_small_design
+from riskscreen.model.small_design import SmallFit
 from riskscreen.model.train import YearSplit
 from riskscreen.model.training_data import TrainingData
 
@@ -115,16 +117,8 @@ def evaluate_imported(
     fit = recalibrate(
         imported, frame, folds, capacity=cfg.capacity, elevated_share=cfg.elevated_share
     )
-    local_spec = FeatureSpec(tuple(f for f in cfg.features if f not in data.not_recorded))
     step(f"the local small-cohort design on the same people: {', '.join(folds.candidates)}")
-    local = fit_small_design(
-        frame,
-        local_spec,
-        folds,
-        capacity=cfg.capacity,
-        elevated_share=cfg.elevated_share,
-        num_threads=cfg.model.num_threads,
-    )
+    local = small_design_fit(frame, model_fields(cfg, data), cfg)
     comparison = _compare(fit, local, cfg)
     step(comparison.sentence)
     bundle = fit.bundle

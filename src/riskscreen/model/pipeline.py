@@ -29,7 +29,7 @@ from riskscreen.model.folds import YearFold, forward_folds, out_of_fold
 from riskscreen.model.gate_rules import GateOutcome, Verdict
 from riskscreen.model.gates import champion_allowed, decide_gates
 from riskscreen.model.refit import refit_on_every_year
-from riskscreen.model.small_design import fit_small_design
+from riskscreen.model.small_design import SmallFit, fit_small_design
 from riskscreen.model.train import (
     CandidateResult,
     YearSplit,
@@ -97,6 +97,24 @@ def _frame(data: TrainingData, labels: pd.DataFrame, keep: np.ndarray) -> pd.Dat
     return frame[keep]
 
 
+def model_fields(cfg: TrainConfig, data: TrainingData) -> FeatureSpec:
+    """The configured features the data record: a field the municipality does not record
+    cannot be a feature (the version is trained, registered and served without it)."""
+    return FeatureSpec(tuple(f for f in cfg.features if f not in data.not_recorded))
+
+
+def small_design_fit(frame: pd.DataFrame, spec: FeatureSpec, cfg: TrainConfig) -> SmallFit:
+    """`fit_small_design` with the training config's folds, capacity and threads."""
+    return fit_small_design(
+        frame,
+        spec,
+        cfg.design.folds,
+        capacity=cfg.capacity,
+        elevated_share=cfg.elevated_share,
+        num_threads=cfg.model.num_threads,
+    )
+
+
 def complete_years_frame(data: TrainingData, labels: pd.DataFrame) -> pd.DataFrame:
     """The labelled people of fully followed-up intake years, with `y` and `weight`, at
     positions 0..n−1: what the out-of-fold designs (small cohorts, an import) judge on."""
@@ -158,7 +176,7 @@ def run_training(
     labels = labels_for(data, cfg)
     # A field the municipality does not record cannot be a feature: the version is trained,
     # registered and served without it (and its request schema does not ask for it).
-    spec = FeatureSpec(tuple(f for f in cfg.features if f not in data.not_recorded))
+    spec = model_fields(cfg, data)
     if design_for(cfg, labels) == "small_cohort":
         return _small_cohort(data, cfg, labels, spec, step)
     return _split(data, cfg, labels, spec, step)
@@ -225,14 +243,7 @@ def _small_cohort(
     frame = complete_years_frame(data, labels)
     folds = cfg.design.folds
     step(f"small-cohort design: {', '.join(folds.candidates)} on {folds.test_years} year folds")
-    fit = fit_small_design(
-        frame,
-        spec,
-        folds,
-        capacity=cfg.capacity,
-        elevated_share=cfg.elevated_share,
-        num_threads=cfg.model.num_threads,
-    )
+    fit = small_design_fit(frame, spec, cfg)
     step(f"chosen: {fit.reason}")
     x_all = encode_frame(frame, spec)
     rows = fit.oof["row"].to_numpy()

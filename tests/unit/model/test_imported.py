@@ -52,7 +52,7 @@ def test_a_model_reading_fields_not_recorded_here_is_refused_by_name(
         raise AssertionError("nothing is fitted for a refused import")
 
     monkeypatch.setattr(imported_module, "recalibrate", never)
-    monkeypatch.setattr(imported_module, "fit_small_design", never)
+    monkeypatch.setattr(imported_module, "small_design_fit", never)
     with pytest.raises(ImportRefused, match="does not record"):
         evaluate_imported(bundle, data, CFG, archive_sha256="0" * 64)
     # A field the model does not read may be missing here.
